@@ -1,0 +1,23 @@
+"""images.raw → the inference pipeline (enriched, shadow and dead-letter records come out of it)."""
+
+from __future__ import annotations
+
+from streams.app import app
+from streams.pipeline import RawRecord
+from streams.services import runtime
+from streams.topology import raw_images
+
+
+@app.agent(raw_images)
+async def ingest(stream):
+    """Decode, validate and route image events into micro-batched inference.
+
+    Acks are manual: an event is acknowledged (and its offset becomes committable) only after every
+    record it produced has been acknowledged by the broker.
+    """
+    pipeline = await runtime.ready_pipeline()
+    async for event in stream.noack().events():
+        message = event.message
+        await pipeline.submit(
+            RawRecord(message.topic, message.partition, message.offset, message.key, message.value, event.ack)
+        )

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create StreamVision's topics before any worker or camera starts (the compose `kafka-init` service).
+#
+# Why not leave it to the first client: a camera that starts before the workers would auto-create
+# images.raw with the broker's default partition count, and the partition count caps how many workers
+# can share the load. Names and counts come from the same STREAMVISION_* variables the workers read.
+#
+# An existing topic is never altered: growing it would move keys to other partitions under the
+# tables' feet. A topic with fewer partitions than asked for fails this script, so nothing starts on a
+# silently smaller topic.
+set -euo pipefail
+
+kafka_bin=/opt/kafka/bin
+bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-kafka:9092}"
+partitions="${STREAMVISION_TOPIC_PARTITIONS:-4}"
+replicas="${STREAMVISION_TOPIC_REPLICAS:-1}"
+topics=(
+  "${STREAMVISION_TOPIC_RAW:-images.raw}"
+  "${STREAMVISION_TOPIC_ENRICHED:-images.enriched}"
+  "${STREAMVISION_TOPIC_SHADOW:-images.shadow}"
+  "${STREAMVISION_TOPIC_DLQ:-images.dlq}"
+  "${STREAMVISION_TOPIC_DRIFT_STATS:-drift.stats}"
+  "${STREAMVISION_TOPIC_DRIFT_ALERTS:-drift.alerts}"
+)
+
+for topic in "${topics[@]}"; do
+  "$kafka_bin/kafka-topics.sh" --bootstrap-server "$bootstrap" --create --if-not-exists \
+    --topic "$topic" --partitions "$partitions" --replication-factor "$replicas"
+  actual="$("$kafka_bin/kafka-topics.sh" --bootstrap-server "$bootstrap" --describe --topic "$topic" \
+    | sed -n 's/.*PartitionCount: *\([0-9][0-9]*\).*/\1/p' | head -n 1)"
+  if [[ -z "$actual" || "$actual" -lt "$partitions" ]]; then
+    echo "topic $topic has ${actual:-no} partitions, STREAMVISION_TOPIC_PARTITIONS asks for $partitions" >&2
+    exit 1
+  fi
+  echo "topic $topic: $actual partitions"
+done

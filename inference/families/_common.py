@@ -1,0 +1,130 @@
+"""Helpers shared by the families: resizing to the model's input, batching and top-k decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from inference.base import Prediction, Prepared
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 0-255 pixel units
+IMAGENET_STD = (58.395, 57.12, 57.375)
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def resample_filter(name: str) -> Image.Resampling:
+    """Pillow's filter for ``"bilinear"`` or ``"bicubic"``.
+
+    Raises:
+        ValueError: for another name.
+    """
+    try:
+        return _RESAMPLE[name]
+    except KeyError:
+        raise ValueError(f"unknown resample {name!r}: expected one of {sorted(_RESAMPLE)}") from None
+
+
+def to_chw(image: Image.Image) -> np.ndarray:
+    """A Pillow RGB image as a C-contiguous 3 x H x W uint8 array."""
+    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
+
+
+def center_crop_resize(
+    image: np.ndarray, size: int, crop_ratio: float = 0.875, resample: str = "bilinear"
+) -> np.ndarray:
+    """Resize the short side to ``size / crop_ratio`` and take the centre ``size`` x ``size`` crop.
+
+    Done as one Pillow resize of the matching source box (no intermediate image), with Pillow's
+    antialiasing and its fast integer pre-reduction for large downscales.
+
+    Args:
+        image: H x W x 3 uint8 RGB.
+        size: output side.
+        crop_ratio: the crop's share of the resized short side (0.875 for ImageNet, 1.0 for CLIP).
+        resample: ``"bilinear"`` or ``"bicubic"``.
+
+    Returns:
+        3 x size x size uint8.
+
+    >>> center_crop_resize(np.zeros((480, 640, 3), np.uint8), 224).shape
+    (3, 224, 224)
+    """
+    height, width = image.shape[:2]
+    side = min(width, height) * crop_ratio  # source pixels that end up in the crop
+    left, top = (width - side) / 2, (height - side) / 2
+    pil = Image.fromarray(image, "RGB")
+    out = pil.resize(
+        (size, size), resample_filter(resample), box=(left, top, left + side, top + side), reducing_gap=3.0
+    )
+    return to_chw(out)
+
+
+def squash_resize(image: np.ndarray, size: int, resample: str = "bilinear") -> np.ndarray:
+    """Resize to ``size`` x ``size`` ignoring the aspect ratio. Returns 3 x size x size uint8."""
+    pil = Image.fromarray(image, "RGB")
+    return to_chw(pil.resize((size, size), resample_filter(resample), reducing_gap=3.0))
+
+
+def letterbox(image: np.ndarray, size: int, fill: int = 114) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Fit the image into a ``size`` x ``size`` square keeping its aspect ratio, padding the rest.
+
+    Args:
+        image: H x W x 3 uint8 RGB.
+        size: output side.
+        fill: grey level of the padding (114, as ultralytics).
+
+    Returns:
+        ``(array, scale, (pad_x, pad_y))``: 3 x size x size uint8, the factor applied to the image,
+        and the left/top padding in pixels. An input point ``p`` lands at ``p * scale + pad``.
+
+    >>> arr, scale, pad = letterbox(np.zeros((100, 200, 3), np.uint8), 64)
+    >>> arr.shape, scale, pad
+    ((3, 64, 64), 0.32, (0.0, 16.0))
+    """
+    height, width = image.shape[:2]
+    scale = min(size / width, size / height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    pil = Image.fromarray(image, "RGB")
+    if (new_w, new_h) != (width, height):
+        pil = pil.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+    canvas = Image.new("RGB", (size, size), (fill, fill, fill))
+    canvas.paste(pil, (pad_x, pad_y))
+    return to_chw(canvas), scale, (float(pad_x), float(pad_y))
+
+
+def stack(batch: Sequence[Prepared]) -> np.ndarray:
+    """Stack the prepared arrays into one N x C x H x W array.
+
+    Raises:
+        ValueError: if the arrays differ in shape or dtype.
+    """
+    shapes = {(p.array.shape, p.array.dtype) for p in batch}
+    if len(shapes) != 1:
+        raise ValueError(f"prepared arrays differ: {sorted(map(str, shapes))}")
+    return np.stack([p.array for p in batch])
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` in float32, for a uint8 or float N x 3 x H x W batch."""
+    return (x.float() - mean) / std
+
+
+def channel_tensor(values: Sequence[float], device: str) -> torch.Tensor:
+    """A 1 x 3 x 1 x 1 float32 tensor for per-channel normalisation."""
+    return torch.tensor([float(v) for v in values], dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+
+def top_k(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[list[Prediction]]:
+    """Best-first ``k`` predictions for every row of an N x C probability matrix.
+
+    >>> [(p.label, round(p.score, 2)) for p in top_k(torch.tensor([[0.1, 0.7, 0.2]]), "abc", 2)[0]]
+    [('b', 0.7), ('c', 0.2)]
+    """
+    k = max(1, min(k, probs.shape[1]))
+    values, indices = probs.float().topk(k, dim=1)
+    rows = zip(values.cpu().tolist(), indices.cpu().tolist(), strict=True)
+    return [[Prediction(labels[i], float(v)) for v, i in zip(vs, ix, strict=True)] for vs, ix in rows]

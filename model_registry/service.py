@@ -1,0 +1,218 @@
+"""Keep the registry's versions loaded on this worker and hot-swap them when aliases move.
+
+``ModelRegistryService`` is the ``ModelCatalog`` of the pipeline. At start it loads, for every served
+model, the versions behind the ``champion``, ``challenger`` and ``shadow`` aliases; then it polls MLflow
+every ``registry_poll_s``. A version new to the worker is downloaded, loaded and warmed in the
+background while the old one keeps serving; the switch is one reference swap, so every batch runs
+wholly on one version, and a replaced version finishes its queued batches before its memory is freed.
+A version that fails to load or warm is reported (log, metric, ``model_status``) and the old one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mode import Service
+
+from inference.device import configure_torch, resolve_device
+from inference.families import load_model
+from inference.runner import BatchRunner, ResultHandler
+from model_registry.registry import ModelRegistry
+from streams import metrics
+from streams.serving import LoadedVersion, Routing, ServingSet
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("champion", "challenger", "shadow")
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class ModelStatus:
+    """What /api/models and /ready show about one served model."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    routing: dict[str, Any] = field(default_factory=dict)
+    serving: dict[str, str] = field(default_factory=dict)  # variant -> version loaded and serving
+    errors: list[dict[str, Any]] = field(default_factory=list)  # recent load failures
+    last_refresh: float | None = None
+
+
+def open_registry(settings: Settings) -> ModelRegistry:
+    return ModelRegistry(
+        settings.tracking_uri, settings.artifact_root, cache_dir=settings.data_dir / "models"
+    )
+
+
+class ModelRegistryService(Service):
+    """Loads and hot-swaps the versions MLflow aliases name (one ``BatchRunner`` per version)."""
+
+    def __init__(self, settings: Settings, on_results: ResultHandler, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.on_results = on_results
+        self.registry: ModelRegistry | None = None
+        self.device = "cpu"
+        self._executor: ThreadPoolExecutor | None = None
+        self._serving: dict[str, ServingSet] = {}
+        self._loaded: dict[tuple[str, str], LoadedVersion] = {}
+        self._failed: dict[tuple[str, str], float] = {}  # versions that failed, not retried until changed
+        self.model_status: dict[str, ModelStatus] = {name: ModelStatus() for name in settings.models}
+        self.first_load = asyncio.Event()
+
+    # --- ModelCatalog --------------------------------------------------------------------------------
+    def serving(self, name: str) -> ServingSet | None:
+        return self._serving.get(name)
+
+    def replacement(self, name: str, variant: str) -> LoadedVersion | None:
+        serving = self._serving.get(name)
+        if serving is None:
+            return None
+        if variant == "shadow":
+            return serving.shadow
+        return serving.variant(variant) or serving.champion
+
+    @property
+    def ready(self) -> bool:
+        return all(name in self._serving for name in self.settings.models)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        configure_torch(self.settings.torch_threads)
+        self.device = resolve_device(self.settings.device)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self.registry = await asyncio.to_thread(open_registry, self.settings)
+        await self.refresh_all()
+        self.first_load.set()
+
+    async def on_stop(self) -> None:
+        for loaded in list(self._loaded.values()):
+            await loaded.runner.close(timeout=10)
+        self._loaded.clear()
+        self._serving.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @Service.task
+    async def _watch(self) -> None:
+        """Poll the registry; back off while it is unreachable, current versions keep serving."""
+        delay = self.settings.registry_poll_s
+        while not self.should_stop:
+            await self.sleep(delay)
+            ok = await self.refresh_all()
+            delay = self.settings.registry_poll_s if ok else min(MAX_BACKOFF_S, delay * 2)
+
+    async def refresh_all(self) -> bool:
+        ok = True
+        for name in self.settings.models:
+            try:
+                await self.refresh(name)
+            except Exception as exc:
+                ok = False
+                log.warning(
+                    "model registry unreachable for %s (%s: %s); current versions keep serving",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
+        return ok
+
+    async def refresh(self, name: str) -> None:
+        """Bring ``name``'s loaded versions in line with its aliases and routing in the registry."""
+        assert self.registry is not None
+        status = self.model_status.setdefault(name, ModelStatus())
+        try:
+            aliases, routing = await asyncio.to_thread(self._read, name)
+        except NotFoundError:
+            status.errors = [
+                {"version": None, "error": f"model {name!r} is not registered", "at": time.time()}
+            ]
+            return
+        status.aliases, status.routing, status.last_refresh = aliases, asdict(routing), time.time()
+        current = self._serving.get(name)
+        chosen: dict[str, LoadedVersion | None] = {}
+        for variant in VARIANTS:
+            version = aliases.get(variant)
+            keep = current.variant(variant) if current else None
+            chosen[variant] = await self._ensure_loaded(name, version, status) if version else None
+            if version and chosen[variant] is None:
+                chosen[variant] = keep  # failed to load: the old version keeps serving
+        champion = chosen["champion"]
+        if champion is None:
+            return
+        new = ServingSet(name, champion, chosen["challenger"], chosen["shadow"], routing)
+        self._serving[name] = new
+        status.serving = {v: lv.version for v in VARIANTS if (lv := new.variant(v)) is not None}
+        self._update_model_metrics(name, new)
+        await self._release_unused()
+
+    def _read(self, name: str) -> tuple[dict[str, str], Routing]:
+        assert self.registry is not None
+        aliases = {a: v for a, v in self.registry.aliases(name).items() if a in VARIANTS}
+        return aliases, self.registry.routing(name)
+
+    async def _ensure_loaded(self, name: str, version: str, status: ModelStatus) -> LoadedVersion | None:
+        key = (name, version)
+        if key in self._loaded:
+            return self._loaded[key]
+        if key in self._failed:
+            return None
+        log.info("loading %s version %s on %s", name, version, self.device)
+        try:
+            loaded = await self._load(name, version)
+        except Exception as exc:
+            log.error("model %s version %s failed to load: %s: %s", name, version, type(exc).__name__, exc)
+            metrics.MODEL_LOAD_FAILURES.labels(name, version).inc()
+            self._failed[key] = time.time()
+            status.errors = [
+                *status.errors,
+                {"version": version, "error": f"{type(exc).__name__}: {exc}", "at": time.time()},
+            ][-10:]
+            return None
+        self._loaded[key] = loaded
+        log.info("model %s version %s loaded and warm", name, version)
+        return loaded
+
+    async def _load(self, name: str, version: str) -> LoadedVersion:
+        assert self.registry is not None and self._executor is not None
+        registry, settings, loop = self.registry, self.settings, asyncio.get_running_loop()
+        artifact_dir = await asyncio.to_thread(registry.download, name, version)
+
+        def load_and_warm():
+            model = load_model(artifact_dir, device=self.device, precision=settings.precision)
+            model.warmup(min(2, settings.max_batch_size))
+            return model
+
+        model = await loop.run_in_executor(self._executor, load_and_warm)
+        runner = BatchRunner(
+            model,
+            self._executor,
+            self.on_results,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000,
+            max_queue=max(settings.max_batch_size, settings.max_in_flight),
+            target_latency_s=settings.target_latency_ms / 1000 if settings.target_latency_ms else None,
+        )
+        runner.start()
+        return LoadedVersion(name, version, model.spec, runner)
+
+    async def _release_unused(self) -> None:
+        in_use = {id(lv) for s in self._serving.values() for lv in (s.champion, s.challenger, s.shadow) if lv}
+        for key, loaded in list(self._loaded.items()):
+            if id(loaded) not in in_use:
+                del self._loaded[key]
+                log.info("releasing %s version %s", *key)
+                self.add_future(loaded.runner.close())
+
+    def _update_model_metrics(self, name: str, serving: ServingSet) -> None:
+        metrics.MODEL_INFO.clear()
+        for s in self._serving.values():
+            for variant in VARIANTS:
+                if (lv := s.variant(variant)) is not None:
+                    metrics.MODEL_INFO.labels(s.name, lv.version, variant).set(1)

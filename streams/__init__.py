@@ -1,0 +1,1 @@
+"""StreamVision: the Faust app, its topology, services, web views and CLI."""

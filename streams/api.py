@@ -1,0 +1,183 @@
+"""Upload API, result lookup, the live event stream and the dashboard page.
+
+``POST /api/images`` validates the upload, stores the image for the dashboard thumbnail, marks the result
+pending in Redis and publishes an ImageEvent to ``images.raw``; the pipeline writes the result to Redis
+when it is served, where ``GET /api/results/{event_id}`` finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web as aioweb
+from faust import web
+
+from inference.base import ImageRejected
+from inference.decode import decode_image
+from schemas.codec import encode
+from streams.app import app, settings
+from streams.publisher import image_event
+from streams.services import runtime
+from streams.topology import raw_images
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_TYPES = {
+    ".html": "text/html",
+    ".js": "application/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
+
+
+def _error(view: web.View, status: int, message: str) -> web.Response:
+    return view.json({"error": message}, status=status)
+
+
+def _authorized(request: web.Request) -> bool:
+    if settings.api_token is None:
+        return True
+    expected = f"Bearer {settings.api_token.get_secret_value()}"
+    return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
+
+
+async def _read_upload(request: Any) -> tuple[bytes, str | None, dict[str, str]]:
+    """(image bytes, declared content type, form fields) from a multipart form or a raw body."""
+    limit = settings.max_image_bytes
+    if request.content_type.startswith("multipart/"):
+        fields: dict[str, str] = {}
+        data, content_type = b"", None
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "image":
+                content_type = part.headers.get("Content-Type")
+                data = bytes(await part.read())
+                if len(data) > limit:
+                    raise ImageRejected("OVERSIZE", f"image is larger than {limit} bytes")
+            elif part.name:
+                fields[part.name] = (await part.text())[:256]
+        return data, content_type, fields
+    if request.content_length and request.content_length > limit:
+        raise ImageRejected("OVERSIZE", f"image is larger than {limit} bytes")
+    return await request.read(), request.content_type, dict(request.query)
+
+
+STATUS_FOR_ERROR = {"OVERSIZE": 413, "UNSUPPORTED_TYPE": 415}
+
+
+@app.page("/api/images")
+class UploadView(web.View):
+    """Upload an image (multipart field ``image`` or a raw image body) → 202 ``{"event_id"}``."""
+
+    async def post(self, request: web.Request) -> web.Response:
+        if not _authorized(request):
+            return _error(self, 401, "missing or wrong bearer token")
+        store = runtime.store
+        try:
+            data, content_type, fields = await _read_upload(request)
+            if not data:
+                return _error(self, 400, "no image in the request (multipart field 'image' or a raw body)")
+            await asyncio.to_thread(
+                decode_image,
+                data,
+                content_type,
+                max_bytes=settings.max_image_bytes,
+                max_pixels=settings.max_image_pixels,
+            )
+        except ImageRejected as exc:
+            return _error(self, STATUS_FOR_ERROR.get(exc.error_type, 400), exc.message)
+        except aioweb.HTTPRequestEntityTooLarge:
+            return _error(self, 413, "request body too large")
+        attributes = {"model": fields["model"]} if fields.get("model") else {}
+        event = image_event(
+            source_id=fields.get("source_id") or "upload",
+            source_type="UPLOAD",
+            content_type=content_type or "application/octet-stream",
+            image=data,
+            label=fields.get("label") or None,
+            attributes=attributes,
+        )
+        if store is not None:
+            if len(data) > settings.claim_check_bytes:
+                event["image"], event["image_ref"] = (
+                    None,
+                    await store.put_payload(data, settings.claim_check_ttl_s),
+                )
+            await store.mark_pending(event["event_id"])
+            await store.put_upload_image(event["event_id"], data)
+        delivery = await raw_images.send(
+            key=event["source_id"], value=encode("ImageEvent", event), force=True
+        )
+        await delivery
+        return self.json({"event_id": event["event_id"]}, status=202)
+
+
+@app.page("/api/results/{event_id}")
+class ResultView(web.View):
+    """200 with the EnrichedEvent, 202 while pending, 404 unknown, 422 dead-lettered, 503 Redis down."""
+
+    async def get(self, request: web.Request, event_id: str) -> web.Response:
+        if runtime.store is None:
+            return _error(self, 503, "result store (Redis) not configured")
+        state, result = await runtime.store.get_result(event_id)
+        if state == "done" and result is not None:
+            return self.json(result, status=422 if "error" in result else 200)
+        if state == "pending":
+            return self.json({"event_id": event_id, "status": "pending"}, status=202)
+        if state == "unavailable":
+            return _error(self, 503, "result store unavailable")
+        return _error(self, 404, f"unknown event {event_id!r}")
+
+
+@app.page("/api/results/{event_id}/image")
+class ResultImageView(web.View):
+    """The uploaded image (for the dashboard's thumbnail)."""
+
+    async def get(self, request: web.Request, event_id: str) -> web.Response:
+        data = await runtime.store.get_upload_image(event_id) if runtime.store else None
+        if data is None:
+            return _error(self, 404, "no stored image for this event")
+        return self.bytes(data, content_type="application/octet-stream")
+
+
+@app.page("/api/stream")
+class StreamView(web.View):
+    """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen."""
+
+    async def get(self, request: web.Request) -> Any:
+        response = aioweb.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        with runtime.live.subscribe() as queue:
+            try:
+                await response.write(b": connected\n\n")
+                while True:
+                    try:
+                        kind, payload = await asyncio.wait_for(queue.get(), timeout=15)
+                        await response.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+                    except TimeoutError:
+                        await response.write(b": keep-alive\n\n")
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass
+        return response
+
+
+@app.page("/")
+async def dashboard(self: web.View, request: web.Request) -> web.Response:
+    """The live dashboard."""
+    return self.html((STATIC_DIR / "index.html").read_text())
+
+
+@app.page("/static/{name}")
+class StaticView(web.View):
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        path = STATIC_DIR / name
+        if path.suffix not in STATIC_TYPES or path.parent != STATIC_DIR or not path.is_file():
+            return _error(self, 404, "not found")
+        return self.bytes(path.read_bytes(), content_type=STATIC_TYPES[path.suffix])

@@ -1,0 +1,51 @@
+"""The only ``faust.App``, built from the settings.
+
+``faust -A streams.app worker`` and ``streamvision worker`` both start it. Settings come from
+``STREAMVISION_*`` environment variables (the CLI turns its flags into those before importing this).
+Importing this module connects to nothing.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from streams.settings import Settings
+
+# Modules that declare agents, pages and timers; imported by app.discover() at worker start.
+DISCOVER = ("agents", "streams.views", "streams.api")
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured for image streams on any Kafka-compatible broker."""
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="memory://",  # tables live in memory and recover from their changelog topics
+        autodiscover=DISCOVER,
+        origin="streams",
+        version=1,
+        key_serializer="raw",
+        value_serializer="json",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replicas,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        # Faust's 1 MB defaults log a warning and drop larger records.
+        producer_max_request_size=settings.max_request_bytes,
+        consumer_max_fetch_size=settings.max_fetch_bytes,
+        # Bounded read-ahead: with the pipeline's in-flight limit this bounds memory per worker.
+        stream_buffer_maxsize=max(64, settings.max_in_flight),
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        datadir=str(settings.data_dir / "faust"),
+    )
+
+
+settings = Settings()
+app = create_app(settings)

@@ -1,0 +1,211 @@
+"""``streamvision demo``: the whole system on one machine, on the embedded stack.
+
+Starts the broker and Redis, registers the demo model in MLflow (SQLite) if missing, starts one worker
+process, feeds three simulated cameras with sample photos and prints one line per result, until
+Ctrl-C (or SIGTERM), which stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from model_registry.demo import ensure_demo_models
+from schemas.codec import decode
+from streams.embedded import EmbeddedError, EmbeddedStack, ensure_topics, port_in_use, settings_topics
+from streams.publisher import ImagePublisher, bootstrap_servers, content_type_for
+from streams.settings import Settings
+from streams.store import RedisStore
+
+log = logging.getLogger(__name__)
+WORKER_START_TIMEOUT_S = 180
+
+
+def sample_cameras() -> dict[str, list[Path]]:
+    """Three simulated cameras and the photos they cycle through (shipped or installed sample photos)."""
+    import sklearn.datasets
+    import ultralytics
+
+    assets = Path(ultralytics.__file__).parent / "assets"
+    sk_images = Path(sklearn.datasets.__file__).parent / "images"
+    return {
+        "cam-street": [assets / "bus.jpg", assets / "zidane.jpg"],
+        "cam-lobby": [Path(__file__).parent / "samples" / "grace_hopper.jpg"],
+        "cam-garden": [sk_images / "flower.jpg", sk_images / "china.jpg"],
+    }
+
+
+def darken(data: bytes, factor: float = 0.25) -> bytes:
+    """The same JPEG, darker (the injected drift)."""
+    import io
+
+    from PIL import Image, ImageEnhance
+
+    image = ImageEnhance.Brightness(Image.open(io.BytesIO(data)).convert("RGB")).enhance(factor)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+async def feed_cameras(settings: Settings, fps: float, drift_after_s: float | None) -> None:
+    """Publish each camera's photos round-robin at ``fps`` frames per second per camera."""
+    cameras = {cam: [(p, p.read_bytes()) for p in paths] for cam, paths in sample_cameras().items()}
+    store = RedisStore(settings.redis_url) if settings.redis_url else None
+    started = time.monotonic()
+    drifted = "cam-lobby"
+    async with ImagePublisher(settings, store) as publisher:
+        for tick in itertools.count():
+            for cam, frames in cameras.items():
+                path, data = frames[tick % len(frames)]
+                if (
+                    drift_after_s is not None
+                    and cam == drifted
+                    and time.monotonic() - started > drift_after_s
+                ):
+                    data = darken(data)
+                await publisher.publish(
+                    data,
+                    source_id=cam,
+                    content_type=content_type_for(path),
+                    attributes={"file": path.name},
+                    wait=False,
+                )
+            await asyncio.sleep(1.0 / fps)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    top = result["predictions"][0] if result["predictions"] else {"label": "-", "score": 0.0}
+    model = result["model"]
+    latency = result["processed_at"] - result["captured_at"]
+    return (
+        f"{result['source_id']:<11} {result['attributes'].get('file', ''):<18} {top['label'][:28]:<28} "
+        f"{top['score']:5.2f}  {latency:6.0f} ms  {model['name']}@v{model['version']} {model['variant']}"
+    )
+
+
+async def print_results(settings: Settings) -> None:
+    """One line per enriched result as it arrives."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_enriched,
+        bootstrap_servers=bootstrap_servers(settings.broker_url),
+        auto_offset_reset="latest",
+        fetch_max_bytes=settings.max_fetch_bytes,
+        max_partition_fetch_bytes=settings.max_fetch_bytes,
+    )
+    await consumer.start()
+    try:
+        async for message in consumer:
+            print(format_result(decode(message.value)[1]), flush=True)
+    finally:
+        await consumer.stop()
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    log_path = settings.data_dir / "logs" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**_clean_env(), **settings.to_env()}
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited with code {process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url + "/ready", timeout=aiohttp.ClientTimeout(total=2)) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(1.0)
+    raise RuntimeError(f"worker not ready after {timeout_s:.0f}s")
+
+
+async def _demo(
+    settings: Settings, worker: subprocess.Popen[bytes], fps: float, drift_after_s: float | None
+) -> None:
+    url = f"http://{settings.web_host}:{settings.web_port}"
+    printer = asyncio.create_task(print_results(settings))
+    await wait_ready(url, worker, WORKER_START_TIMEOUT_S)
+    print(
+        f"\nStreamVision is running. Dashboard: {url}/   API: {url}/api/sources   Ctrl-C stops.\n", flush=True
+    )
+    feeder = asyncio.create_task(feed_cameras(settings, fps, drift_after_s))
+    while worker.poll() is None:
+        await asyncio.sleep(1.0)
+    feeder.cancel()
+    printer.cancel()
+    raise RuntimeError(f"worker exited with code {worker.returncode}")
+
+
+def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | None = None) -> int:
+    """Run the demo until Ctrl-C/SIGTERM. Returns the exit code."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    if port_in_use(settings.web_port, settings.web_host):
+        print(
+            f"error: port {settings.web_port} is in use: is another StreamVision demo running?",
+            file=sys.stderr,
+        )
+        return 2
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        with EmbeddedStack(settings) as stack:
+            settings = stack.settings
+            asyncio.run(
+                ensure_topics(
+                    bootstrap_servers(settings.broker_url), settings_topics(settings), settings.topic_replicas
+                )
+            )
+            print("registering demo models in MLflow (first run only)...", flush=True)
+            ensure_demo_models(settings)
+            print(f"starting worker (log: {settings.data_dir / 'logs' / 'worker.log'})...", flush=True)
+            worker = start_worker(settings)
+            try:
+                asyncio.run(_demo(settings, worker, fps, drift_after_s))
+            finally:
+                print("\nstopping...", flush=True)
+                stop_process(worker)
+    except KeyboardInterrupt:
+        return 0
+    except (EmbeddedError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if worker is not None:
+            stop_process(worker)
+    return 0

@@ -1,0 +1,123 @@
+"""Publishing ImageEvents: the producer side used by `send`, `camera`, the demo, the benchmark and tests.
+
+Images above ``settings.claim_check_bytes`` go to Redis and travel as an ``image_ref`` (claim check),
+so records stay under a real Kafka's message size limit.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.codec import encode
+from streams.records import now_ms
+from streams.settings import Settings
+from streams.store import RedisStore
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """``kafka://host:9092;host2:9092`` → ``host:9092,host2:9092`` (aiokafka's form)."""
+    return ",".join(part.split("://", 1)[-1] for part in broker_url.replace(";", ",").split(","))
+
+
+def content_type_for(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Image files among ``paths``; folders are walked in name order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def image_event(
+    *,
+    source_id: str,
+    source_type: str = "CAMERA",
+    content_type: str,
+    image: bytes | None = None,
+    image_ref: str | None = None,
+    label: str | None = None,
+    attributes: dict[str, str] | None = None,
+    event_id: str | None = None,
+    captured_at: int | None = None,
+) -> dict[str, Any]:
+    """An ImageEvent record."""
+    return {
+        "event_id": event_id or uuid.uuid4().hex,
+        "source_id": source_id,
+        "source_type": source_type,
+        "captured_at": now_ms() if captured_at is None else captured_at,
+        "content_type": content_type,
+        "image": image,
+        "image_ref": image_ref,
+        "label": label,
+        "attributes": attributes or {},
+    }
+
+
+class ImagePublisher:
+    """Publishes images as ImageEvents keyed by source_id.
+
+    Use as ``async with ImagePublisher(settings) as publisher: await publisher.publish(...)``.
+    """
+
+    def __init__(self, settings: Settings, store: RedisStore | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers(settings.broker_url),
+            max_request_size=settings.max_request_bytes,
+            linger_ms=5,
+            acks="all",
+        )
+
+    async def __aenter__(self) -> ImagePublisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def publish(
+        self, data: bytes, *, source_id: str, content_type: str, wait: bool = True, **fields: Any
+    ) -> dict[str, Any]:
+        """Publish one image; returns the event (its ``event_id`` is the idempotency key).
+
+        Args:
+            wait: Wait for the broker's acknowledgement (else only for the record to be queued).
+        """
+        image: bytes | None = data
+        image_ref = None
+        if len(data) > self.settings.claim_check_bytes and self.store is not None:
+            image_ref = await self.store.put_payload(data, self.settings.claim_check_ttl_s)
+            image = None
+        event = image_event(
+            source_id=source_id, content_type=content_type, image=image, image_ref=image_ref, **fields
+        )
+        await self.publish_event(event, wait=wait)
+        return event
+
+    async def publish_event(self, event: dict[str, Any], *, wait: bool = True) -> None:
+        await self.publish_raw(encode("ImageEvent", event), key=event["source_id"], wait=wait)
+
+    async def publish_raw(self, value: bytes, *, key: str | None, wait: bool = True) -> None:
+        """Publish raw bytes to the input topic (tests use it for malformed records)."""
+        delivery = await self._producer.send(
+            self.settings.topic_raw, value=value, key=key.encode() if key is not None else None
+        )
+        if wait:
+            await delivery
+
+    async def flush(self) -> None:
+        await self._producer.flush()

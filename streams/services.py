@@ -1,0 +1,140 @@
+"""The long-lived parts of a worker, started and stopped with the Faust app.
+
+``worker_services`` is one ``mode.Service`` that owns the Redis store, the model registry service
+(the pipeline's model catalog) and the inference pipeline. Agents reach the pipeline through
+``runtime.pipeline``; nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mode import Service
+
+from model_registry.service import ModelRegistryService
+from streams import metrics, topology
+from streams.app import app, settings
+from streams.live import LiveHub
+from streams.pipeline import InferencePipeline
+from streams.store import RedisStore
+
+log = logging.getLogger(__name__)
+
+SEND_RETRY_MAX_S = 10.0
+
+
+async def send_acknowledged(topic: Any, key: Any, value: Any) -> None:
+    """Send and wait for the broker's acknowledgement, retrying while the broker is unavailable.
+
+    ``force=True`` bypasses Faust's attachments (which would hold the record until the input event is
+    acked: a deadlock here, since the ack waits for this send).
+    """
+    delay = 0.2
+    while True:
+        try:
+            delivery = await topic.send(key=key, value=value, force=True)
+            await delivery
+            metrics.EVENTS_OUT.labels(topic.get_topic_name()).inc()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "send to %s failed (%s: %s); retrying in %.1fs",
+                topic.get_topic_name(),
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(SEND_RETRY_MAX_S, delay * 2)
+
+
+class FaustOutputs:
+    """The pipeline's outputs on this app's topics."""
+
+    def __init__(self, store: RedisStore | None) -> None:
+        self.store = store
+
+    async def enriched(self, key: str, value: dict[str, Any]) -> None:
+        await send_acknowledged(topology.enriched, key, value)
+        if self.store is not None and value.get("source_type") == "UPLOAD":
+            await self.store.put_result(value["event_id"], value)
+
+    async def shadow(self, key: str, value: dict[str, Any]) -> None:
+        await send_acknowledged(topology.shadow_results, key, value)
+
+    async def dead_letter(self, key: bytes | None, value: dict[str, Any]) -> None:
+        await send_acknowledged(topology.dead_letters, key.decode("utf-8", "replace") if key else None, value)
+        if self.store is not None and value.get("event_id"):
+            await self.store.put_result(
+                value["event_id"], {"error": value["error_type"], "message": value["error_message"]}
+            )
+
+
+class WorkerRuntime(Service):
+    """Redis store, model catalog and pipeline of one worker."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store: RedisStore | None = None
+        self.models: ModelRegistryService | None = None
+        self.pipeline: InferencePipeline | None = None
+        self.live = LiveHub()
+        self.pipeline_created = asyncio.Event()
+
+    async def on_start(self) -> None:
+        if settings.redis_url:
+            self.store = RedisStore(settings.redis_url, ttl_s=settings.result_ttl_s)
+            await self.store.ping()
+        else:
+            log.warning("no Redis configured: claim-check, upload results and the cache are off")
+        self.models = ModelRegistryService(
+            settings, on_results=self._on_results, loop=self.loop, beacon=self.beacon
+        )
+        await self.add_runtime_dependency(self.models)
+        fetch = self.store.get_payload if self.store else None
+        cache = self.store if self.store is not None and settings.inference_cache else None
+        self.pipeline = InferencePipeline(
+            settings, self.models, FaustOutputs(self.store), fetch_ref=fetch, cache=cache
+        )
+        self.pipeline_created.set()
+
+    async def _on_results(self, jobs, results, info) -> None:
+        assert self.pipeline is not None
+        await self.pipeline.on_results(jobs, results, info)
+
+    async def ready_pipeline(self) -> InferencePipeline:
+        """The pipeline, once the first model load is done (agents wait here before consuming)."""
+        await self.pipeline_created.wait()
+        assert self.models is not None and self.pipeline is not None
+        await self.models.first_load.wait()
+        return self.pipeline
+
+    async def on_stop(self) -> None:
+        if self.pipeline is not None:
+            drained = await self.pipeline.drain(timeout=10)
+            if not drained:
+                log.warning(
+                    "%d events still in flight at shutdown: they will be redelivered", self.pipeline.in_flight
+                )
+            self.pipeline.close()
+        if self.store is not None:
+            await self.store.close()
+
+    @Service.timer(5.0)
+    async def _export_lag(self) -> None:
+        """Consumer lag per assigned input partition (partition end minus committed offset)."""
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view of it
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if tp.topic == settings.topic_raw and highwater is not None:
+                lag = max(0, highwater - (committed.get(tp) or 0))
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+
+runtime = WorkerRuntime()
+app.service(runtime)

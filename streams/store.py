@@ -1,0 +1,113 @@
+"""Redis: claim-check payloads, upload results and the inference cache.
+
+Every method degrades instead of failing the stream: when Redis is down, reads return None (a cache
+miss), writes are skipped, and ``up`` turns False so the results API can answer 503.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_PREFIX = "sv:payload:"
+RESULT_PREFIX = "sv:result:"
+CACHE_PREFIX = "sv:cache:"
+UPLOAD_PREFIX = "sv:upload:"
+PENDING = b"__pending__"
+
+
+class RedisStore:
+    """Async Redis access for the worker and the feeders.
+
+    Args:
+        url: redis:// or unix:// URL.
+        ttl_s: Default TTL of results and cache entries.
+    """
+
+    def __init__(self, url: str, ttl_s: int = 3600) -> None:
+        self.url = url
+        self.ttl_s = ttl_s
+        self._redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.up = True
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            await self._redis.ping()
+            self._mark(True)
+        except (RedisError, OSError):
+            self._mark(False)
+        return self.up
+
+    def _mark(self, up: bool) -> None:
+        if up != self.up:
+            log.warning("redis is %s (%s)", "back" if up else "unreachable", self.url)
+        self.up = up
+        metrics.REDIS_UP.set(1 if up else 0)
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await getattr(self._redis, method)(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            self._mark(False)
+            log.debug("redis %s failed: %s", method, exc)
+            return None
+        self._mark(True)
+        return result
+
+    # --- claim check -------------------------------------------------------------------------------
+    async def put_payload(self, data: bytes, ttl_s: int) -> str:
+        """Store a large payload; returns its reference. Raises if Redis is down (the sender must know)."""
+        ref = f"{PAYLOAD_PREFIX}{uuid.uuid4().hex}"
+        await self._redis.set(ref, data, ex=ttl_s)
+        return ref
+
+    async def get_payload(self, ref: str) -> bytes | None:
+        if not ref.startswith(PAYLOAD_PREFIX):
+            return None
+        return await self._call("get", ref)
+
+    # --- upload results ----------------------------------------------------------------------------
+    async def mark_pending(self, event_id: str) -> bool:
+        return bool(await self._call("set", RESULT_PREFIX + event_id, PENDING, ex=self.ttl_s, nx=True))
+
+    async def put_result(self, event_id: str, result: dict[str, Any]) -> None:
+        """Store the served result (a redelivered duplicate overwrites it with the same event)."""
+        await self._call("set", RESULT_PREFIX + event_id, json.dumps(result), ex=self.ttl_s)
+
+    async def get_result(self, event_id: str) -> tuple[str, dict[str, Any] | None]:
+        """("done", result) | ("pending", None) | ("unknown", None) | ("unavailable", None)."""
+        raw = await self._call("get", RESULT_PREFIX + event_id)
+        if raw is None:
+            return ("unknown" if self.up else "unavailable"), None
+        if raw == PENDING:
+            return "pending", None
+        return "done", json.loads(raw)
+
+    async def put_upload_image(self, event_id: str, data: bytes) -> None:
+        """Keep an uploaded image for the dashboard's thumbnail (TTL of results)."""
+        await self._call("set", UPLOAD_PREFIX + event_id, data, ex=self.ttl_s)
+
+    async def get_upload_image(self, event_id: str) -> bytes | None:
+        return await self._call("get", UPLOAD_PREFIX + event_id)
+
+    # --- inference cache ---------------------------------------------------------------------------
+    async def cached_output(self, model: str, version: str, content_hash: str) -> dict[str, Any] | None:
+        raw = await self._call("get", f"{CACHE_PREFIX}{model}:{version}:{content_hash}")
+        return None if raw is None else json.loads(raw)
+
+    async def cache_output(self, model: str, version: str, content_hash: str, output: dict[str, Any]) -> None:
+        await self._call(
+            "set", f"{CACHE_PREFIX}{model}:{version}:{content_hash}", json.dumps(output), ex=self.ttl_s
+        )

@@ -1,0 +1,185 @@
+"""Real parts for integration tests: the embedded broker, the local Redis, MLflow on SQLite, and worker
+processes started exactly as users start them (``python -m streams.cli worker``).
+
+Factories hand out uuid-named apps and topics, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from streams.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port, settings_topics
+from streams.publisher import bootstrap_servers
+from streams.settings import Settings
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One embedded Tansu broker for the whole session (topics are uuid-named per test)."""
+    log_dir = tmp_path_factory.mktemp("broker")
+    with EmbeddedBroker(free_port(), log_dir).start() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's Redis when it answers, else an embedded redis-server."""
+    try:
+        redis.Redis.from_url(LOCAL_REDIS, socket_connect_timeout=1).ping()
+        yield LOCAL_REDIS
+    except redis.RedisError:
+        with EmbeddedRedis(tmp_path_factory.mktemp("redis")).start() as embedded:
+            yield embedded.url
+
+
+@pytest.fixture
+def settings_factory(broker: EmbeddedBroker, redis_url: str, tmp_path: Path):
+    """Settings for an isolated app: unique app id and topic names, its own data dir and MLflow."""
+
+    def make(**changes: Any) -> Settings:
+        tag = uuid.uuid4().hex[:8]
+        base = {
+            "app_id": f"sv-test-{tag}",
+            "broker": broker.url,
+            "redis_url": redis_url,
+            "data_dir": tmp_path / "data",
+            "web_port": free_port(),
+            "topic_partitions": 2,
+            "max_batch_wait_ms": 20,
+            **{
+                f"topic_{t}": f"{t}-{tag}"
+                for t in ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
+            },
+        }
+        return Settings(**{**base, **changes})
+
+    return make
+
+
+def run_sync(coro: Any) -> Any:
+    """Run ``coro`` to completion from sync or async test code (in a thread with its own loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@dataclass
+class WorkerProcess:
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited ({process.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path):
+    """Starts worker processes; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, *, wait_ready: bool = True, timeout: float = 180) -> WorkerProcess:
+        run_sync(ensure_topics(bootstrap_servers(settings.broker_url), settings_topics(settings)))
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
+        env.update(settings.to_env())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        worker = WorkerProcess(settings, process, log_path)
+        started.append(worker)
+        if wait_ready:
+            wait_http(worker.url + "/ready", process, timeout, log_path)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+async def read_topic(settings: Settings, topic: str, *, count: int, timeout: float = 60) -> list[Any]:
+    """Read ``topic`` from the beginning until ``count`` records arrived (or ``timeout``); values decoded."""
+    from aiokafka import AIOKafkaConsumer
+
+    from schemas.codec import decode
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers(settings.broker_url),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=settings.max_fetch_bytes,
+        max_partition_fetch_bytes=settings.max_fetch_bytes,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                records.extend((m.key, decode(m.value)[1]) for m in messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def eventually(fetch, accept, timeout: float = 30.0, interval: float = 0.5):
+    """Poll ``fetch()`` until ``accept(result)`` (state that converges asynchronously, e.g. a table)."""
+    deadline = time.monotonic() + timeout
+    result = fetch()
+    while not accept(result) and time.monotonic() < deadline:
+        time.sleep(interval)
+        result = fetch()
+    assert accept(result), f"condition not met within {timeout}s: last result {result!r}"
+    return result

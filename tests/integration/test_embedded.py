@@ -1,0 +1,187 @@
+"""The embedded stack: the Tansu broker and redis-server from their wheels, started and stopped for real."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.embedded import (
+    EmbeddedBroker,
+    EmbeddedRedis,
+    EmbeddedStack,
+    PortInUseError,
+    ensure_topics,
+    free_port,
+    kafka_metadata_ok,
+)
+from streams.settings import MB, Settings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _gone(pid: int, timeout_s: float = 10.0) -> bool:
+    """Whether ``pid`` has exited (a zombie counts) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+async def _partitions(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
+    finally:
+        await admin.close()
+
+
+async def test_topics_created_with_partition_counts(broker: EmbeddedBroker):
+    tag = uuid.uuid4().hex[:8]
+    wanted = {f"a-{tag}": 4, f"b-{tag}": 1, f"c-{tag}": 7}
+
+    assert sorted(await ensure_topics(broker.url, wanted)) == sorted(wanted)
+    assert await ensure_topics(broker.bootstrap, wanted) == []  # idempotent
+    existing = await _partitions(broker.bootstrap)
+    assert {name: existing[name] for name in wanted} == wanted
+
+
+async def test_ten_megabyte_record_round_trips_through_a_group(broker: EmbeddedBroker):
+    """Raised client limits suffice (Tansu has no record size limit); group join and commits work."""
+    topic = f"big-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(broker.bootstrap, {topic: 2})
+    payload = os.urandom(10 * MB)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=16 * MB)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(topic, payload, key=b"camera-1")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        fetch_max_bytes=32 * MB,
+        max_partition_fetch_bytes=32 * MB,
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)  # joins the group (~5 s on Tansu)
+        partition = TopicPartition(topic, record.partition)
+        await consumer.commit({partition: record.offset + 1})
+        assert await consumer.committed(partition) == record.offset + 1
+    finally:
+        await consumer.stop()
+    assert (record.partition, record.offset, record.key) == (sent.partition, sent.offset, b"camera-1")
+    assert record.value == payload
+
+
+def test_second_broker_on_same_port_fails_at_once(broker: EmbeddedBroker, tmp_path: Path):
+    started = time.monotonic()
+    with pytest.raises(PortInUseError, match=f"port {broker.port} is in use: is another StreamVision demo"):
+        EmbeddedBroker(broker.port, tmp_path).start()
+    assert time.monotonic() - started < 1.0
+    assert kafka_metadata_ok(broker.host, broker.port)  # the first one is untouched
+
+
+def test_port_taken_by_any_listener(tmp_path: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        with pytest.raises(PortInUseError):
+            EmbeddedBroker(sock.getsockname()[1], tmp_path).start()
+
+
+def test_broker_stop_leaves_no_process(tmp_path: Path):
+    broker = EmbeddedBroker(free_port(), tmp_path).start()
+    pid = broker.pid
+    assert pid is not None and psutil.pid_exists(pid)
+    assert "listening on" in (tmp_path / "tansu.log").read_text()
+
+    broker.stop()
+    broker.stop()  # idempotent
+    assert not psutil.pid_exists(pid)  # reaped, not a zombie
+    assert not broker.running
+    assert not kafka_metadata_ok(broker.host, broker.port)
+
+
+def test_embedded_redis(tmp_path: Path):
+    with EmbeddedRedis(tmp_path).start() as server:
+        pid = server.pid
+        client = redis.Redis.from_url(server.url)
+        assert client.ping()
+        assert client.config_get("save") == {"save": ""}
+        assert client.config_get("appendonly") == {"appendonly": "no"}
+        client.close()
+    assert pid is not None and not psutil.pid_exists(pid)
+
+
+def test_children_die_with_their_parent(tmp_path: Path):
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from streams.embedded import EmbeddedBroker, EmbeddedRedis, free_port\n"
+        "d = Path(sys.argv[1])\n"
+        "b = EmbeddedBroker(free_port(), d).start()\n"
+        "r = EmbeddedRedis(d).start()\n"
+        "print(b.pid, r.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        line = parent.stdout.readline() if parent.stdout else b""
+        assert line, "the parent process failed to start its children"
+        children = [int(p) for p in line.split()]
+        assert all(psutil.pid_exists(p) for p in children)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    assert all(_gone(p) for p in children)
+
+
+def test_stack_starts_what_settings_leave_unset(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path / "data", broker_port=free_port())
+    with EmbeddedStack(settings) as stack:
+        assert stack.broker is not None and stack.redis is not None
+        pids = [stack.broker.pid, stack.redis.pid]
+        assert stack.broker_url == f"kafka://127.0.0.1:{settings.broker_port}"
+        assert stack.settings.broker == stack.broker_url
+        assert redis.Redis.from_url(stack.redis_url).ping()
+        assert stack.tracking_uri == f"sqlite:///{(tmp_path / 'data' / 'mlflow.db').resolve()}"
+        assert stack.settings.artifact_root.is_dir()
+        stack.stop()
+        stack.stop()  # idempotent; __exit__ stops once more
+    assert not any(psutil.pid_exists(p) for p in pids if p is not None)
+
+
+def test_stack_uses_configured_services(broker: EmbeddedBroker, tmp_path: Path):
+    settings = Settings(data_dir=tmp_path, broker=broker.url, redis_url="redis://127.0.0.1:1/0")
+    with EmbeddedStack(settings) as stack:
+        assert stack.broker is None and stack.redis is None
+        assert (stack.broker_url, stack.redis_url) == (broker.url, "redis://127.0.0.1:1/0")
