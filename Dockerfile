@@ -47,7 +47,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
  && streamvision --help > /dev/null
 
 # Container helpers, and the sample images the compose camera feeder loops over.
-COPY deploy/docker/healthcheck.py deploy/docker/collect_samples.py /opt/streamvision/bin/
+COPY deploy/docker/entrypoint.py deploy/docker/healthcheck.py deploy/docker/collect_samples.py \
+     /opt/streamvision/bin/
 RUN python /opt/streamvision/bin/collect_samples.py /opt/streamvision/samples
 
 # ---------------------------------------------------------------------------------------------------
@@ -55,9 +56,9 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 
 # libgl1 and libglib2.0-0: OpenCV (an ultralytics dependency) cannot be imported without them.
 # tini: PID 1 that forwards SIGTERM, so Faust commits offsets and leaves the consumer group on stop.
-# fonts-dejavu-core: a local font for ultralytics' plotting, which otherwise downloads Arial.ttf.
+# (ultralytics' font needs nothing here: inference/families/yolo.py copies matplotlib's DejaVuSans.)
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 tini fonts-dejavu-core \
+ && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 tini \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed non-root uid (Kubernetes' runAsNonRoot needs a numeric USER) in group 0 with group write on
@@ -71,8 +72,9 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/streamvision /opt/streamvision
 
 # STREAMVISION_* are fields of streams/settings.py. The rest keep libraries offline and their caches
-# writable under a read-only root filesystem. NVIDIA_VISIBLE_DEVICES is deliberately not set: with
-# "all" baked in, a node whose default runtime is nvidia would hand every GPU to every pod.
+# writable under a read-only root filesystem (ultralytics' YOLO_CONFIG_DIR is set by the code, in the
+# temp dir). NVIDIA_VISIBLE_DEVICES is deliberately not set: with "all" baked in, a node whose default
+# runtime is nvidia would hand every GPU to every pod.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -82,7 +84,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     YOLO_OFFLINE=1 \
     YOLO_AUTOINSTALL=false \
-    YOLO_CONFIG_DIR=/var/lib/streamvision/ultralytics \
     MPLCONFIGDIR=/tmp/matplotlib \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
@@ -94,5 +95,7 @@ EXPOSE 6066
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "/opt/streamvision/bin/healthcheck.py", "/health"]
 
-ENTRYPOINT ["tini", "--"]
+# tini runs entrypoint.py, which gives a worker that binds 0.0.0.0 a reachable NODE_CANONICAL_URL and
+# its own STREAMVISION_WORKER_NAME (unless already set), then execs the command.
+ENTRYPOINT ["tini", "--", "python", "/opt/streamvision/bin/entrypoint.py"]
 CMD ["streamvision", "worker"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from monitoring.abtest import VariantStats
 from streams.app import app
 from streams.table_cache import WriteBehind
@@ -19,9 +21,9 @@ async def track_variants(stream):
         result, partition = event.value, event.message.partition
         if result["model"]["variant"] != "shadow":
             key = variant_key(result, partition)
-            cache.get(key, lambda: VariantStats(result["model"]["variant"])).update(result)
+            cache.get(key, partial(VariantStats, result["model"]["variant"])).update(result)
             cache.touched(key)
         for shadow, served in pairs.add(result):
             key = variant_key(shadow, partition)
-            cache.get(key, lambda: VariantStats("shadow")).update(shadow, paired=served)
+            cache.get(key, partial(VariantStats, "shadow")).update(shadow, paired=served)
             cache.touched(key)

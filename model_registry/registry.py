@@ -46,6 +46,7 @@ PROFILE_FILE = "reference_profile.json"
 MODEL_PATH = "model"
 MAX_HISTORY = 50
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+_SERVER_SCHEMES = ("http", "https", "databricks")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,9 +106,15 @@ class ModelRegistry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelRegistry:
-        """The registry of ``settings`` (artifacts in ``settings.artifact_root`` for the embedded default)."""
-        root = settings.artifact_root if settings.mlflow_tracking_uri is None else None
-        return cls(settings.tracking_uri, root, cache_dir=settings.data_dir / "model-cache")
+        """The registry of ``settings``: the same store, artifact root and download cache in every process.
+
+        A database URI (SQLite, PostgreSQL...) stores new experiments' artifacts in
+        ``settings.artifact_root``; an MLflow server (``http(s)://``) uses its own artifact store.
+        """
+        uri = settings.tracking_uri
+        remote = uri.split(":", 1)[0].lower() in _SERVER_SCHEMES
+        root = None if remote else settings.artifact_root
+        return cls(uri, root, cache_dir=settings.data_dir / "models")
 
     # --- versions ----------------------------------------------------------------------------------
     @_translated

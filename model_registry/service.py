@@ -23,6 +23,7 @@ from inference.device import configure_torch, resolve_device
 from inference.families import load_model
 from inference.runner import BatchRunner, ResultHandler
 from model_registry.registry import ModelRegistry
+from model_registry.types import NotFoundError
 from streams import metrics
 from streams.serving import LoadedVersion, Routing, ServingSet
 from streams.settings import Settings
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("champion", "challenger", "shadow")
 MAX_BACKOFF_S = 60.0
+#: A version that failed to load is tried again after this long (a transient download error heals).
+FAILED_RETRY_S = 300.0
 
 
 @dataclass
@@ -41,13 +44,13 @@ class ModelStatus:
     routing: dict[str, Any] = field(default_factory=dict)
     serving: dict[str, str] = field(default_factory=dict)  # variant -> version loaded and serving
     errors: list[dict[str, Any]] = field(default_factory=list)  # recent load failures
+    failed: dict[str, str] = field(default_factory=dict)  # version an alias names -> why it is not serving
     last_refresh: float | None = None
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry(
-        settings.tracking_uri, settings.artifact_root, cache_dir=settings.data_dir / "models"
-    )
+    """The registry of ``settings`` (see ``ModelRegistry.from_settings``)."""
+    return ModelRegistry.from_settings(settings)
 
 
 class ModelRegistryService(Service):
@@ -62,7 +65,7 @@ class ModelRegistryService(Service):
         self._executor: ThreadPoolExecutor | None = None
         self._serving: dict[str, ServingSet] = {}
         self._loaded: dict[tuple[str, str], LoadedVersion] = {}
-        self._failed: dict[tuple[str, str], float] = {}  # versions that failed, not retried until changed
+        self._failed: dict[tuple[str, str], tuple[float, str]] = {}  # (failed at, error), retried later
         self.model_status: dict[str, ModelStatus] = {name: ModelStatus() for name in settings.models}
         self.first_load = asyncio.Event()
 
@@ -143,6 +146,11 @@ class ModelRegistryService(Service):
             chosen[variant] = await self._ensure_loaded(name, version, status) if version else None
             if version and chosen[variant] is None:
                 chosen[variant] = keep  # failed to load: the old version keeps serving
+        status.failed = {
+            version: self._failed[(name, version)][1]
+            for version in set(aliases.values())
+            if (name, version) in self._failed
+        }
         champion = chosen["champion"]
         if champion is None:
             return
@@ -162,18 +170,18 @@ class ModelRegistryService(Service):
         if key in self._loaded:
             return self._loaded[key]
         if key in self._failed:
-            return None
+            if time.time() - self._failed[key][0] < FAILED_RETRY_S:
+                return None
+            del self._failed[key]
         log.info("loading %s version %s on %s", name, version, self.device)
         try:
             loaded = await self._load(name, version)
         except Exception as exc:
             log.error("model %s version %s failed to load: %s: %s", name, version, type(exc).__name__, exc)
             metrics.MODEL_LOAD_FAILURES.labels(name, version).inc()
-            self._failed[key] = time.time()
-            status.errors = [
-                *status.errors,
-                {"version": version, "error": f"{type(exc).__name__}: {exc}", "at": time.time()},
-            ][-10:]
+            error = f"{type(exc).__name__}: {exc}"
+            self._failed[key] = (time.time(), error)
+            status.errors = [*status.errors, {"version": version, "error": error, "at": time.time()}][-10:]
             return None
         self._loaded[key] = loaded
         log.info("model %s version %s loaded and warm", name, version)
@@ -181,7 +189,7 @@ class ModelRegistryService(Service):
 
     async def _load(self, name: str, version: str) -> LoadedVersion:
         assert self.registry is not None and self._executor is not None
-        registry, settings, loop = self.registry, self.settings, asyncio.get_running_loop()
+        registry, settings = self.registry, self.settings
         artifact_dir = await asyncio.to_thread(registry.download, name, version)
 
         def load_and_warm():
@@ -189,7 +197,8 @@ class ModelRegistryService(Service):
             model.warmup(min(2, settings.max_batch_size))
             return model
 
-        model = await loop.run_in_executor(self._executor, load_and_warm)
+        # A thread of its own: the inference thread keeps serving the current versions meanwhile.
+        model = await asyncio.to_thread(load_and_warm)
         runner = BatchRunner(
             model,
             self._executor,

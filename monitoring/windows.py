@@ -81,16 +81,30 @@ class TumblingWindows:
             keys.append((name, version, ALL_SOURCES))
         return keys
 
-    def add(self, events: Iterable[Mapping[str, Any]]) -> list[DriftWindow]:
+    def add(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        accept: Callable[[WindowKey], bool] | None = None,
+    ) -> list[DriftWindow]:
         """Add EnrichedEvent dicts; return the windows this closed.
 
         A window older than ``max_age_s`` is closed before the event that finds it is added, so an
         event never joins a window that should already have closed.
+
+        Args:
+            events: EnrichedEvent dicts.
+            accept: if given, an event only joins the windows whose key it accepts (e.g. keys that
+                have a reference profile yet).
+
+        Returns:
+            The windows closed, in closing order.
         """
         closed: list[DriftWindow] = []
         now = self._clock()
         for event in events:
             for key in self.keys_for(event):
+                if accept is not None and not accept(key):
+                    continue
                 entry = self._open.get(key)
                 if entry is not None and now - entry[0] >= self.max_age_s:
                     closed.append(self._open.pop(key)[1])

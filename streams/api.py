@@ -64,10 +64,34 @@ async def _read_upload(request: Any) -> tuple[bytes, str | None, dict[str, str]]
         return data, content_type, fields
     if request.content_length and request.content_length > limit:
         raise ImageRejected("OVERSIZE", f"image is larger than {limit} bytes")
-    return await request.read(), request.content_type, dict(request.query)
+    # Read in chunks: request.read() stops at aiohttp's 1 MB client_max_size, not at our limit.
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise ImageRejected("OVERSIZE", f"image is larger than {limit} bytes")
+    return bytes(body), request.content_type, dict(request.query)
+
+
+def _image_type(data: bytes) -> str:
+    """The content type of a stored upload, from its first bytes (for the dashboard's <img>)."""
+    for magic, content_type in IMAGE_MAGIC:
+        if data.startswith(magic):
+            return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
 
 
 STATUS_FOR_ERROR = {"OVERSIZE": 413, "UNSUPPORTED_TYPE": 415}
+IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
 
 
 @app.page("/api/images")
@@ -142,7 +166,7 @@ class ResultImageView(web.View):
         data = await runtime.store.get_upload_image(event_id) if runtime.store else None
         if data is None:
             return _error(self, 404, "no stored image for this event")
-        return self.bytes(data, content_type="application/octet-stream")
+        return self.bytes(data, content_type=_image_type(data))
 
 
 @app.page("/api/stream")

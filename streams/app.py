@@ -12,7 +12,7 @@ import faust
 from streams.settings import Settings
 
 # Modules that declare agents, pages and timers; imported by app.discover() at worker start.
-DISCOVER = ("agents", "streams.views", "streams.api")
+DISCOVER = ("agents", "streams.views", "streams.api", "streams.drift_views")
 
 
 def create_app(settings: Settings) -> faust.App:

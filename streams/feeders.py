@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -23,7 +24,19 @@ async def send_files(
     model: str | None = None,
     source_type: str = "UPLOAD",
 ) -> int:
-    """Publish every image under ``paths``; prints one event id per file. Returns an exit code."""
+    """Publish every image under ``paths`` with a progress bar (stderr, for two or more files).
+
+    Args:
+        settings: Broker, Redis (claim check for large images) and topic settings.
+        paths: Image files and folders (walked in name order).
+        source_id: The events' key.
+        label: Ground truth carried with every image.
+        model: Registered model to use (default: the worker's first).
+        source_type: ``UPLOAD`` or ``CAMERA``.
+
+    Returns:
+        0, or 2 when a path does not exist. Prints ``<event_id>  <path>`` per file to stdout.
+    """
     files = list(image_files(paths))
     missing = [p for p in files if not p.is_file()]
     if missing:
@@ -33,7 +46,10 @@ async def send_files(
     attributes = {"model": model} if model else {}
     try:
         async with ImagePublisher(settings, store) as publisher:
-            for path in tqdm(files, unit="img", desc=f"send {source_id}", disable=len(files) < 2):
+            progress = tqdm(
+                files, unit="img", desc=f"send {source_id}", disable=len(files) < 2, file=sys.stderr
+            )
+            for path in progress:
                 event = await publisher.publish(
                     path.read_bytes(),
                     source_id=source_id,
@@ -43,7 +59,9 @@ async def send_files(
                     attributes={**attributes, "file": path.name},
                     wait=False,
                 )
-                print(f"{event['event_id']}  {path}", flush=True)
+                # Event ids go to stdout (one per line, for scripts); tqdm.write keeps the bar intact.
+                tqdm.write(f"{event['event_id']}  {path}", file=sys.stdout)
+                sys.stdout.flush()
             await publisher.flush()
     finally:
         if store is not None:

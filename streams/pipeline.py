@@ -8,9 +8,14 @@ Faust pauses the partitions: memory stays bounded). Each record then runs as its
     (thread pool) → the version's BatchRunner (micro-batch, forward pass in the inference thread)
     → EnrichedEvent / DeadLetter sent → **all sends acknowledged by the broker** → record.ack()
 
-Offsets are committed by Faust only up to the lowest unacknowledged record, so a crash can only cause
-redelivery, never loss. The pipeline knows nothing of Faust: records carry an ``ack`` callback and the
-outputs are injected.
+Records finish out of order (a bad record is dead-lettered at once, a cache hit skips the model), but
+they are acknowledged **in offset order per partition**: Faust commits up to the end of the *first run
+of consecutive acked offsets*, and its check for an unacked record below that run is off by one (and
+skipped while the committed offset is 0 or unset) in faust-streaming 0.15.3, so an out-of-order ack
+can let a commit pass a record still in flight, and a crash would lose it. Acked in
+order, a crash can only cause redelivery, never loss. Every path through ``_process`` ends in exactly
+one ``_finish`` (a failure anywhere becomes a dead letter), so one record can never hold its partition.
+The pipeline knows nothing of Faust: records carry an ``ack`` callback and the outputs are injected.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -139,6 +145,8 @@ class InferencePipeline:
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._decode_pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._order: dict[tuple[str, int], deque[RawRecord]] = {}  # submitted, not yet acked
+        self._finished: set[int] = set()  # id() of records done but waiting for an earlier one
         self.in_flight = 0
 
     # --- intake ------------------------------------------------------------------------------------
@@ -148,6 +156,7 @@ class InferencePipeline:
         self.in_flight += 1
         metrics.IN_FLIGHT.set(self.in_flight)
         metrics.EVENTS_IN.labels(record.topic).inc()
+        self._order.setdefault((record.topic, record.partition), deque()).append(record)
         task = asyncio.get_running_loop().create_task(self._process(record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -191,8 +200,12 @@ class InferencePipeline:
         ticket = _Ticket(record, remaining=len(plan), on_done=self._finish)
         for (version, variant), item in zip(plan, prepared, strict=True):
             work = _Work(ticket, event, decoded, version, variant, decode_ms)
-            if not await self._serve_from_cache(work):
-                await self._enqueue(work, item)
+            try:
+                if not await self._serve_from_cache(work):
+                    await self._enqueue(work, item)
+            except Exception as exc:
+                log.exception("cannot queue %s for %s v%s", event["event_id"], version.name, version.version)
+                await self._part_failed(work, exc, "queue")
 
     async def _serve_from_cache(self, work: _Work) -> bool:
         if self.cache is None or work.variant == "shadow":
@@ -275,10 +288,24 @@ class InferencePipeline:
         metrics.BATCH_SECONDS.labels(version.name, version.version, str(version.model.device)).observe(
             info.inference_s
         )
+        metrics.QUEUE_DEPTH.labels(version.name, version.version).set(len(version.runner))
         sends = [self._send_result(job, result, info) for job, result in zip(jobs, results, strict=True)]
-        await asyncio.gather(*sends)
-        for job in jobs:
-            job.context.ticket.part_done()
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # e.g. an output the schema refuses: dead-letter it
+                log.error("cannot publish the result of %s: %r", job.context.event["event_id"], outcome)
+                await self._part_failed(job.context, outcome, "output")
+            else:
+                job.context.ticket.part_done()
+
+    async def _part_failed(self, work: _Work, exc: BaseException, stage: str) -> None:
+        """One part of an event failed outside the model: dead-letter it (unless shadow), release it."""
+        try:
+            if work.variant != "shadow":
+                error = ImageRejected(ErrorType.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
+                await self._send_dead_letter(work.ticket.record, error, stage, work.event)
+        finally:
+            work.ticket.part_done()
 
     async def _send_result(self, job: Job, result: Result, info: BatchInfo, cached: bool = False) -> None:
         work: _Work = job.context
@@ -335,8 +362,10 @@ class InferencePipeline:
     async def _reject(
         self, record: RawRecord, error: ImageRejected, stage: str, event: dict[str, Any] | None
     ) -> None:
-        await self._send_dead_letter(record, error, stage, event)
-        self._finish(record)
+        try:
+            await self._send_dead_letter(record, error, stage, event)
+        finally:
+            self._finish(record)
 
     async def _send_dead_letter(
         self, record: RawRecord, error: ImageRejected, stage: str, event: dict[str, Any] | None
@@ -364,7 +393,15 @@ class InferencePipeline:
         await self.outputs.dead_letter(record.key, value)
 
     def _finish(self, record: RawRecord) -> None:
-        record.ack()
-        self.in_flight -= 1
+        """``record`` is done: ack it and every later done record of its partition, in offset order."""
+        self._finished.add(id(record))
+        queue = self._order[(record.topic, record.partition)]
+        while queue and id(queue[0]) in self._finished:
+            head = queue.popleft()
+            self._finished.discard(id(head))
+            head.ack()
+            self.in_flight -= 1
+            self._slots.release()
+        if not queue:
+            del self._order[(record.topic, record.partition)]
         metrics.IN_FLIGHT.set(self.in_flight)
-        self._slots.release()

@@ -14,6 +14,7 @@ from typing import Any
 from mode import Service
 
 from model_registry.service import ModelRegistryService
+from schemas.codec import SchemaError
 from streams import metrics, topology
 from streams.app import app, settings
 from streams.live import LiveHub
@@ -28,6 +29,8 @@ SEND_RETRY_MAX_S = 10.0
 async def send_acknowledged(topic: Any, key: Any, value: Any) -> None:
     """Send and wait for the broker's acknowledgement, retrying while the broker is unavailable.
 
+    A ``SchemaError`` (the value does not fit its schema) is raised at once: retrying cannot help.
+
     ``force=True`` bypasses Faust's attachments (which would hold the record until the input event is
     acked: a deadlock here, since the ack waits for this send).
     """
@@ -38,7 +41,7 @@ async def send_acknowledged(topic: Any, key: Any, value: Any) -> None:
             await delivery
             metrics.EVENTS_OUT.labels(topic.get_topic_name()).inc()
             return
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, SchemaError):  # a record the schema refuses never goes out
             raise
         except Exception as exc:
             log.warning(

@@ -6,7 +6,7 @@ pipeline only reads the current ``ServingSet`` per event, so a promotion is one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from inference.base import ImageModel, ModelSpec
@@ -36,7 +36,7 @@ class ServingSet:
     champion: LoadedVersion
     challenger: LoadedVersion | None = None
     shadow: LoadedVersion | None = None
-    routing: Routing = Routing()
+    routing: Routing = field(default_factory=Routing)
 
     def variant(self, variant: str) -> LoadedVersion | None:
         return {"champion": self.champion, "challenger": self.challenger, "shadow": self.shadow}.get(variant)

@@ -101,6 +101,23 @@ class Settings(BaseSettings):
         description="Serve repeated images (same content hash and model "
         "version) from Redis without running the model.",
     )
+    # --- drift monitoring (issue 5; read by agents/drift.py) ---------------------------------------
+    drift_window_s: float = Field(60.0, gt=0, description="A drift window closes after this many seconds...")
+    drift_window_events: int = Field(500, ge=1, description="... or at this many events, whichever first.")
+    drift_profile_events: int = Field(
+        500, ge=1, description="Events in a baseline built from the first served events (no profile)."
+    )
+    drift_alert_windows: int = Field(
+        3, ge=1, description="K: consecutive drifted windows to fire an alert, clean ones to resolve it."
+    )
+    drift_min_events: int = Field(30, ge=1, description="Smaller windows are reported but not judged.")
+    drift_thresholds: str = Field(
+        "",
+        description="Overrides of the drift levels, e.g. 'psi_warning=0.2,ks_critical=0.3' "
+        "(names and defaults: monitoring.drift.DriftThresholds).",
+    )
+    drift_webhook_url: str | None = Field(None, description="POST every DriftAlert here as JSON (retried).")
+    # --- end of drift monitoring -------------------------------------------------------------------
     api_token: SecretStr | None = Field(None, description="Bearer token required by mutating endpoints.")
 
     @field_validator("models", mode="before")

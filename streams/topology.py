@@ -8,7 +8,8 @@ images.raw ──► agents.ingest (decode, validate, route, micro-batched infer
 images.enriched ─► agents.source_stats ──► tables source_stats, latest_by_source
 images.dlq ──────► agents.source_stats ──► table source_stats (errors)
 images.enriched + images.shadow ─► agents.variant_stats ──► table variant_stats
-images.enriched + images.shadow ─► agents.drift ──► drift.stats, drift.alerts, tables drift_state, alerts
+images.enriched + images.shadow ─► agents.drift ──► drift.stats, drift.alerts,
+                                                    tables drift_state, drift_alert_log
 ```
 Every topic is keyed by source_id, so all of them and every table are co-partitioned: the worker that
 owns a source's raw partition also owns its stats, and ``table_route`` finds it.
@@ -83,4 +84,22 @@ variant_stats = app.GlobalTable(
     partitions=PARTITIONS,
     help="Per model|version|variant|partition: counts, latency and confidence quantiles, labels, "
     "accuracy and shadow agreement. Global: every worker sees all partitions for the A/B verdict.",
+)
+
+# --- drift (issue 5: agents/drift.py writes, streams/drift_views.py reads) ------------------------------
+# Global: every worker sees every row, so /api/drift and /api/alerts answer without routing. Keys are
+# "model|version|source" (source "*" = all sources this worker's partitions carry).
+drift_state = app.GlobalTable(
+    "drift_state",
+    key_type=str,
+    value_type=dict,
+    partitions=PARTITIONS,
+    help="Per model|version|source: the latest closed window's DriftStat, metric levels and profile kind.",
+)
+drift_alert_log = app.GlobalTable(
+    "drift_alert_log",
+    key_type=str,
+    value_type=dict,
+    partitions=PARTITIONS,
+    help="Per alert_id: the alert's latest DriftAlert record (FIRING = active; the newest RESOLVED kept).",
 )

@@ -71,7 +71,6 @@ def test_rule_file_structure(rules_file: Path, rules: list[dict[str, Any]]) -> N
 
 
 def test_rule_file_matches_its_schema(rules_file: Path) -> None:
-    pytest.importorskip("jsonschema", reason="jsonschema is a dev dependency")
     assert schema_errors("prometheus-rules.schema.yaml", load_yaml(rules_file)) == []
 
 

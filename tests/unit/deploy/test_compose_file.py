@@ -31,12 +31,10 @@ def streamvision_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_matches_the_compose_schema(compose: dict[str, Any]) -> None:
-    pytest.importorskip("jsonschema", reason="jsonschema is a dev dependency")
     assert schema_errors("compose.schema.yaml", compose) == []
 
 
 def test_schema_rejects_a_misspelt_key(compose: dict[str, Any]) -> None:
-    pytest.importorskip("jsonschema", reason="jsonschema is a dev dependency")
     broken = copy.deepcopy(compose)
     broken["services"]["redis"]["helthcheck"] = broken["services"]["redis"].pop("healthcheck")
     assert any("helthcheck" in e for e in schema_errors("compose.schema.yaml", broken))

@@ -1,11 +1,15 @@
-"""The helpers the image and compose run: healthcheck.py, collect_samples.py, create-topics.sh."""
+"""The helpers the image and compose run: entrypoint.py, healthcheck.py, collect_samples.py,
+create-topics.sh."""
 
 from __future__ import annotations
 
 import http.server
 import importlib.util
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +34,7 @@ def load(name: str) -> ModuleType:
 
 healthcheck = load("healthcheck")
 collect_samples = load("collect_samples")
+entrypoint = load("entrypoint")
 
 
 class _Worker(http.server.BaseHTTPRequestHandler):
@@ -90,6 +95,83 @@ def test_a_closed_port_is_unhealthy(web_port: int) -> None:
     assert healthcheck.check(f"http://127.0.0.1:{closed}/health", timeout_s=1.0) is False
 
 
+# --- entrypoint.py ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("address", "url"),
+    [("172.18.0.5", "http://172.18.0.5:7000"), ("fd00::5", "http://[fd00::5]:7000")],
+)
+def test_entrypoint_advertises_the_container_address(address: str, url: str) -> None:
+    added = entrypoint.worker_environment({}, Settings(web_host="0.0.0.0", web_port=7000), address, "c0ffee")
+    assert added == {"NODE_CANONICAL_URL": url, "STREAMVISION_WORKER_NAME": "c0ffee"}
+    settings = Settings(web_host="0.0.0.0", web_port=7000, worker_name=added["STREAMVISION_WORKER_NAME"])
+    assert settings.worker_id == "c0ffee"
+
+
+def test_entrypoint_keeps_what_the_platform_set() -> None:
+    settings = Settings(web_host="0.0.0.0", web_port=7000)
+    env = {"NODE_CANONICAL_URL": "http://10.0.0.7:7000", "STREAMVISION_WORKER_NAME": "pod-7"}
+    assert entrypoint.worker_environment(env, settings, "172.18.0.5", "c0ffee") == {}
+    # Unknown address: the name is still set, the URL is left to Faust's default.
+    assert entrypoint.worker_environment({}, settings, None, "c0ffee") == {
+        "STREAMVISION_WORKER_NAME": "c0ffee"
+    }
+
+
+def test_entrypoint_leaves_a_specific_bind_address_alone() -> None:
+    settings = Settings(web_host="10.1.2.3", web_port=7000)
+    assert entrypoint.worker_environment({}, settings, "172.18.0.5", "c0ffee") == {}
+
+
+@pytest.mark.parametrize(
+    ("resolved", "address"), [("172.18.0.5", "172.18.0.5"), ("127.0.1.1", None), (OSError("no"), None)]
+)
+def test_container_address_skips_loopback_and_unresolvable_names(
+    monkeypatch: pytest.MonkeyPatch, resolved: str | OSError, address: str | None
+) -> None:
+    def gethostbyname(name: str) -> str:
+        if isinstance(resolved, OSError):
+            raise resolved
+        return resolved
+
+    monkeypatch.setattr(entrypoint.socket, "gethostbyname", gethostbyname)
+    assert entrypoint.container_address() == address
+
+
+def _run_entrypoint(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
+    base.pop("NODE_CANONICAL_URL", None)
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
+    argv = [sys.executable, str(SCRIPTS / "entrypoint.py"), *command]
+    return subprocess.run(argv, env={**base, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_entrypoint_execs_the_command_with_the_added_variables() -> None:
+    show = (
+        "import os; print(os.environ.get('NODE_CANONICAL_URL'), os.environ.get('STREAMVISION_WORKER_NAME'))"
+    )
+    out = _run_entrypoint(
+        {"STREAMVISION_WEB_HOST": "0.0.0.0", "STREAMVISION_WEB_PORT": "7001"}, sys.executable, "-c", show
+    )
+    assert out.returncode == 0, out.stderr
+    url, name = out.stdout.split()
+    assert name == socket.gethostname()
+    expected = entrypoint.container_address()
+    assert url == (f"http://{expected}:7001" if expected else "None")
+    preset = {
+        "STREAMVISION_WEB_HOST": "0.0.0.0",
+        "NODE_CANONICAL_URL": "http://10.9.9.9:1",
+        "STREAMVISION_WORKER_NAME": "w",
+    }
+    out = _run_entrypoint(preset, sys.executable, "-c", show)
+    assert out.returncode == 0 and out.stdout.split() == ["http://10.9.9.9:1", "w"], out.stderr
+
+
+def test_entrypoint_passes_the_exit_status_through_and_wants_a_command() -> None:
+    assert _run_entrypoint({}, sys.executable, "-c", "raise SystemExit(3)").returncode == 3
+    assert entrypoint.main([]) == 2
+
+
+# --- collect_samples.py -----------------------------------------------------------------------------
 def test_collect_copies_the_packaged_sample_images(tmp_path: Path) -> None:
     folders = [collect_samples.package_dir(pkg) / sub for pkg, sub in collect_samples.SOURCES]
     expected = {p.name for p in collect_samples.sample_images(folders)}

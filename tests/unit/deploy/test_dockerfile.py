@@ -120,6 +120,7 @@ def test_runtime_runs_the_worker_as_a_non_root_user(final_stage: list[Instructio
     entrypoint = _exec_form(next(i.args for i in final_stage if i.keyword == "ENTRYPOINT"))
     cmd = _exec_form(next(i.args for i in final_stage if i.keyword == "CMD"))
     assert entrypoint[0] == "tini", "an init as PID 1 forwards SIGTERM to the worker"
+    assert entrypoint[1:] == ["--", "python", "/opt/streamvision/bin/entrypoint.py"]
     assert cmd == ["streamvision", "worker"]
 
 
@@ -150,6 +151,6 @@ def test_container_helpers_land_where_compose_expects(instructions: list[Instruc
         if i.keyword == "COPY" and copy_sources_and_dest(i.args)[1] == "/opt/streamvision/bin/"
         for s in copy_sources_and_dest(i.args)[0]
     }
-    assert {"healthcheck.py", "collect_samples.py"} <= copied_to_bin
+    assert {"entrypoint.py", "healthcheck.py", "collect_samples.py"} <= copied_to_bin
     runs = " ".join(i.args for i in instructions if i.keyword == "RUN")
     assert "collect_samples.py /opt/streamvision/samples" in runs

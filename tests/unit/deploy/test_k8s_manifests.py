@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate as kv
 import pytest
 from deploy_helpers import load_yaml, load_yaml_all, schema_errors, settings_env_names, settings_from_env
 
@@ -63,7 +64,6 @@ def pod_settings(docs: Docs) -> Settings:
 
 
 def core_validate(doc: dict[str, Any], version: str | None) -> None:
-    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is a dev dependency")
     kv.validate(doc, version or kv.latest_version(), strict=True)
 
 
@@ -85,7 +85,6 @@ def test_core_resources_match_the_kubernetes_schemas(k8s_docs: Docs, version: st
 
 
 def test_strict_validation_catches_a_misplaced_field(k8s_docs: Docs) -> None:
-    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is a dev dependency")
     broken = copy.deepcopy(one(k8s_docs, "Deployment"))
     broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paths"] = "/ready"
     with pytest.raises(kv.ValidationError):
@@ -94,12 +93,10 @@ def test_strict_validation_catches_a_misplaced_field(k8s_docs: Docs) -> None:
 
 @pytest.mark.parametrize("kind", sorted(CRD_SCHEMAS))
 def test_custom_resources_match_their_crd_fields(k8s_docs: Docs, kind: str) -> None:
-    pytest.importorskip("jsonschema", reason="jsonschema is a dev dependency")
     assert schema_errors(CRD_SCHEMAS[kind], one(k8s_docs, kind)) == []
 
 
 def test_crd_schemas_catch_mistakes(k8s_docs: Docs) -> None:
-    pytest.importorskip("jsonschema", reason="jsonschema is a dev dependency")
     scaled = copy.deepcopy(one(k8s_docs, "ScaledObject"))
     scaled["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 500  # the CRD wants strings
     scaled["spec"]["maxReplicas"] = 3  # the HPA's name, not KEDA's

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["abtest", "alerts", "drift", "features", "profile", "sampling", "stats", "windows"]
+MODULES = ["abtest", "alerts", "drift", "features", "monitor", "profile", "sampling", "stats", "windows"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -53,7 +54,13 @@ def enriched_event_factory() -> Callable[..., EnrichedEvent]:
                 {"label": "person", "score": 0.75, "box": {"x1": 1.5, "y1": 2.0, "x2": 100.25, "y2": 50.0}},
                 {"label": "dog", "score": 0.5, "box": None},
             ],
-            "image_stats": {"width": 640, "height": 480, "brightness": 0.5, "contrast": 0.25, "sharpness": 12.0},
+            "image_stats": {
+                "width": 640,
+                "height": 480,
+                "brightness": 0.5,
+                "contrast": 0.25,
+                "sharpness": 12.0,
+            },
             "timings": {"queue_ms": 1.5, "decode_ms": 2.0, "inference_ms": 8.0, "total_ms": 11.5},
             "batch_size": 8,
             "worker": "worker-1:6066",
@@ -187,7 +194,9 @@ class ConfluentRegistryTestDouble:
         reject_subjects: Subjects whose registration answers 409 (incompatible schema).
     """
 
-    def __init__(self, *, basic_auth: str | None = None, reject_subjects: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, *, basic_auth: str | None = None, reject_subjects: frozenset[str] = frozenset()
+    ) -> None:
         self.basic_auth = basic_auth
         self.reject_subjects = reject_subjects
         self.schemas: dict[int, str] = {}
@@ -233,8 +242,6 @@ class ConfluentRegistryTestDouble:
     def _authorized(self, request: web.Request) -> bool:
         if self.basic_auth is None:
             return True
-        import base64
-
         expected = "Basic " + base64.b64encode(self.basic_auth.encode()).decode()
         return request.headers.get("Authorization") == expected
 
@@ -252,12 +259,9 @@ class ConfluentRegistryTestDouble:
             return self._error(422, 42201, "Invalid schema")
         if subject in self.reject_subjects:
             return self._error(409, 409, "Schema being registered is incompatible with an earlier schema")
-        for sid, known in self.schemas.items():
-            if known == normalized:
-                break
-        else:
-            sid = len(self.schemas) + 1
-            self.schemas[sid] = normalized
+        known_ids = {text: sid for sid, text in self.schemas.items()}
+        sid = known_ids.get(normalized) or len(self.schemas) + 1
+        self.schemas[sid] = normalized
         versions = self.subjects.setdefault(subject, [])
         if sid not in versions:
             versions.append(sid)

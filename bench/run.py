@@ -1,0 +1,300 @@
+"""``streamvision bench``: the benchmark of DESIGN.md's "Performance method", JSON out.
+
+For each family, device and batch size: the ceiling (the model alone on preloaded inputs), the
+pipeline (a real worker process: Kafka → decode → batch → infer → enriched topic, on the real broker)
+and, once per family, the naive pipeline (the same worker with ``max_batch_size=1`` and
+``max_in_flight=1``: one event at a time, like a per-message consumer). Latency is measured at half the
+pipeline's peak rate. Everything lives in a temp data dir: a fresh MLflow registry (the models are
+registered there and workers load them the normal way) and, unless ``settings.broker`` names one, an
+embedded broker on a free port.
+
+Usage: ``streamvision bench -- --out bench-results/cpu.json`` (``make bench``), or ``-- --quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.ceiling import measure_ceiling, prepare_pool
+from bench.machine import load_average, machine_info, peak_rss_mb
+from bench.options import BenchOptions, parse_options
+from bench.report import result_row, summarise, targets
+from bench.scenarios import BenchModel, camera_frames, register_models
+from bench.traffic import Collector, RunFailed, burst, steady
+from bench.worker import BenchWorker, WorkerError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+SCHEMA = "streamvision-bench/1"
+_TOPICS = ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
+
+
+def run_bench(settings: Settings, args: argparse.Namespace | Sequence[str]) -> int:
+    """Run the benchmark and write its JSON report.
+
+    Args:
+        settings: the base settings (threads, batch wait, in-flight limit, broker if any).
+        args: the CLI namespace (its ``bench_args``: the options after ``streamvision bench --``) or
+            the option list itself.
+
+    Returns:
+        0 when every run completed, 1 when one failed (its row carries the error).
+    """
+    argv = getattr(args, "bench_args", args) or []
+    options = parse_options(list(argv))
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
+        report = Benchmark(settings, options).run()
+    text = json.dumps(report, indent=2, default=str)
+    if options.out is not None:
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(text + "\n")
+        log.info("benchmark report written to %s", options.out)
+    else:
+        sys.stdout.write(text + "\n")
+    return 1 if any(row["errors"] for row in report["results"]) else 0
+
+
+def worker_settings(base: Settings, model_name: str, batch_size: int, *, naive: bool) -> Settings:
+    """Settings of one benchmark worker: its own app id, topics and port, one model, no cache."""
+    from streams.embedded import free_port
+
+    tag = uuid.uuid4().hex[:8]
+    changes: dict[str, Any] = {
+        "app_id": f"sv-bench-{tag}",
+        "web_port": free_port(),
+        "worker_name": f"bench-{tag}",
+        "models": (model_name,),
+        "registry_poll_s": 3600.0,
+        **{f"topic_{t}": f"bench-{t.replace('_', '-')}-{tag}" for t in _TOPICS},
+    }
+    if naive:
+        changes.update(max_batch_size=1, max_in_flight=1, max_batch_wait_ms=0.0, target_latency_ms=None)
+    else:
+        changes.update(max_batch_size=batch_size, max_in_flight=max(base.max_in_flight, 2 * batch_size))
+    return base.copy(**changes)
+
+
+class Benchmark:
+    """One benchmark run (see the module docstring)."""
+
+    def __init__(self, settings: Settings, options: BenchOptions) -> None:
+        self.settings = settings
+        self.options = options
+
+    def run(self) -> dict[str, Any]:
+        from inference.device import configure_torch, resolve_device
+
+        options = self.options
+        started, began = datetime.now(UTC), time.monotonic()
+        load_before = load_average()
+        device = resolve_device(options.device or self.settings.device)
+        precision = options.precision or self.settings.precision
+        clip_size = options.clip_size or ("vit_b32" if device.startswith("cuda") else "small")
+        configure_torch(self.settings.torch_threads)  # the ceiling runs with the worker's thread count
+        rows: list[dict[str, Any]] = []
+        with contextlib.ExitStack() as stack:
+            tmp = Path(
+                tempfile.mkdtemp(prefix="streamvision-bench-")
+                if options.keep_data
+                else stack.enter_context(tempfile.TemporaryDirectory(prefix="streamvision-bench-"))
+            )
+            base = self.settings.copy(
+                data_dir=tmp / "data",
+                mlflow_tracking_uri=None,
+                redis_url=None,
+                inference_cache=False,  # repeated frames must run the model
+                device=device,
+                precision=precision,
+                log_level="warning",
+            )
+            if not options.ceiling_only and base.broker is None:
+                from streams.embedded import EmbeddedBroker, free_port
+
+                broker = stack.enter_context(EmbeddedBroker(free_port(), tmp / "logs").start())
+                base = base.copy(broker=broker.url)
+            log.info("benchmark data in %s; device %s (%s)", tmp, device, precision)
+            models = register_models(base, options.families, clip_size=clip_size, yolo_size=options.yolo_size)
+            frames = camera_frames(16 if options.quick else 64, options.image_size)
+            for family in options.families:
+                rows.extend(self._family(base, models[family], frames, tmp))
+        summary = summarise(rows)
+        return {
+            "schema": SCHEMA,
+            "started_at": started.isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - began, 1),
+            "machine": {
+                **machine_info(device),
+                "load_average_start": load_before,
+                "load_average_end": load_average(),
+            },
+            "settings": {
+                name: getattr(base, name)
+                for name in (
+                    "device",
+                    "precision",
+                    "torch_threads",
+                    "decode_threads",
+                    "max_batch_wait_ms",
+                    "max_in_flight",
+                    "topic_partitions",
+                    "target_latency_ms",
+                )
+            },
+            "options": {
+                "families": list(options.families),
+                "batch_sizes": list(options.batch_sizes),
+                "events": options.events,
+                "quick": options.quick,
+                "ceiling_only": options.ceiling_only,
+                "clip_size": clip_size,
+                "yolo_size": options.yolo_size,
+                "image_size": "x".join(map(str, options.image_size)),
+                "seconds": options.seconds,
+                "latency_seconds": options.latency_seconds,
+            },
+            "bench_peak_rss_mb": peak_rss_mb(),
+            "results": rows,
+            "summary": summary,
+            "targets": targets(summary, rows),
+        }
+
+    def _family(
+        self, base: Settings, model: BenchModel, frames: list[bytes], tmp: Path
+    ) -> list[dict[str, Any]]:
+        from inference.families import load_model
+        from model_registry.service import open_registry
+
+        options = self.options
+        loaded = load_model(
+            open_registry(base).download(model.name, model.version), base.device, base.precision
+        )
+        try:
+            pool = prepare_pool(loaded, frames, max_pixels=base.max_image_pixels)
+            measured = []
+            for batch_size in options.batch_sizes:
+                _reset_gpu_peak(base.device)
+                ceiling = measure_ceiling(loaded, pool, batch_size, min_seconds=options.ceiling_seconds)
+                log.info(
+                    "%s ceiling at batch %d: %.1f images/s", model.family, batch_size, ceiling["images_per_s"]
+                )
+                gpu = _gpu_peak_mb(base.device)
+                pipeline = None
+                if not options.ceiling_only:
+                    pipeline = self._pipeline(base, model, frames, batch_size, ceiling["images_per_s"], tmp)
+                measured.append((batch_size, ceiling, pipeline, gpu))
+        finally:
+            loaded.close()
+        naive = None
+        if not options.ceiling_only:
+            slowest = min(c["images_per_s"] for _, c, _, _ in measured)
+            naive = self._pipeline(base, model, frames, 1, slowest, tmp, naive=True)
+        return [
+            result_row(
+                model,
+                device=base.device,
+                precision=base.precision,
+                batch_size=batch_size,
+                max_batch_wait_ms=base.max_batch_wait_ms,
+                ceiling=ceiling,
+                pipeline=pipeline,
+                naive=naive,
+                ceiling_gpu_mb=gpu,
+            )
+            for batch_size, ceiling, pipeline, gpu in measured
+        ]
+
+    def _events(self, expected_rate: float, batch_size: int) -> int:
+        if self.options.events:
+            return self.options.events
+        count = min(20_000, max(16, 4 * batch_size, round(expected_rate * self.options.seconds)))
+        return -(-count // batch_size) * batch_size
+
+    def _pipeline(
+        self,
+        base: Settings,
+        model: BenchModel,
+        frames: list[bytes],
+        batch_size: int,
+        expected_rate: float,
+        tmp: Path,
+        *,
+        naive: bool = False,
+    ) -> dict[str, Any]:
+        settings = worker_settings(base, model.name, batch_size, naive=naive)
+        label = f"{model.family} {'naive' if naive else f'batch {batch_size}'}"
+        log_path = tmp / f"worker-{model.family}-{'naive' if naive else batch_size}.log"
+        try:
+            with BenchWorker(settings, log_path) as worker:
+                log.info("%s: worker ready in %.1fs", label, worker.started_s)
+                result = asyncio.run(self._traffic(settings, frames, batch_size, expected_rate, naive))
+                result.update(
+                    worker_start_s=round(worker.started_s or 0.0, 1),
+                    peak_rss_mb=worker.peak_rss_mb(),
+                    gpu_memory_mb=worker.peak_gpu_mb(),
+                )
+        except (WorkerError, RunFailed) as exc:
+            log.error("%s failed: %s", label, exc)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        throughput, latency = result["throughput"], result.get("latency")
+        log.info(
+            "%s: %.1f images/s (mean batch %.1f)%s",
+            label,
+            throughput["images_per_s"],
+            throughput["mean_batch_size"],
+            f", p50/p95 {latency['p50_ms']:.0f}/{latency['p95_ms']:.0f} ms" if latency else "",
+        )
+        return result
+
+    async def _traffic(
+        self, settings: Settings, frames: list[bytes], batch_size: int, expected_rate: float, naive: bool
+    ) -> dict[str, Any]:
+        from streams.publisher import ImagePublisher
+
+        options = self.options
+        count = self._events(expected_rate, batch_size)
+        timeout = max(120.0, 20 * count / expected_rate)
+        collector = Collector(settings)
+        await collector.start()
+        try:
+            async with ImagePublisher(settings) as publisher:
+                warm = max(4, 2 * batch_size)
+                await burst(publisher, collector, frames, warm, timeout=max(120.0, 20 * warm / expected_rate))
+                result: dict[str, Any] = {
+                    "throughput": await burst(publisher, collector, frames, count, timeout)
+                }
+                if not naive:
+                    rate = result["throughput"]["images_per_s"] / 2
+                    events = min(20_000, max(10, round(rate * options.latency_seconds)))
+                    result["latency"] = await steady(
+                        publisher, collector, frames, rate, events, timeout=120.0 + 4 * events / rate
+                    )
+        finally:
+            await collector.stop()
+        return result
+
+
+def _reset_gpu_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _gpu_peak_mb(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 1024**2, 1)

@@ -1,0 +1,192 @@
+"""Traffic through a running worker: a burst for throughput, a steady rate for latency.
+
+The ``Collector`` reads the enriched and dead-letter topics and notes when each event's record
+arrives. Throughput is measured on a burst: every event is queued on ``images.raw`` at once (the
+producer is far faster than any model here, so the worker drains a backlog), and the rate is
+``events / (last enriched arrival - first send)``. Latency is measured at a steady rate below the
+peak: ``captured_at`` is the send time, so latency is send → decode → batch → infer → enriched record
+→ read back by a consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer
+
+from schemas.codec import decode
+from streams.publisher import ImagePublisher, bootstrap_servers
+from streams.settings import Settings
+
+SOURCES = 8  # camera ids: events are keyed by source, spread over the partitions
+
+
+@dataclass(slots=True)
+class Arrival:
+    """One event's enriched record, as read back."""
+
+    at: float  # epoch seconds when the record was read
+    captured_at_ms: int
+    batch_size: int
+    timings: dict[str, float]
+
+
+@dataclass
+class Collector:
+    """Reads the enriched and dead-letter topics from the start; records arrivals by event id."""
+
+    settings: Settings
+    arrivals: dict[str, Arrival] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # event id -> error type
+
+    def __post_init__(self) -> None:
+        self._changed = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            self.settings.topic_enriched,
+            self.settings.topic_dlq,
+            bootstrap_servers=bootstrap_servers(self.settings.broker_url),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=5,
+            fetch_max_bytes=self.settings.max_fetch_bytes,
+            max_partition_fetch_bytes=self.settings.max_fetch_bytes,
+        )
+        await self._consumer.start()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for messages in batches.values():
+                for message in messages:
+                    name, value = decode(message.value)
+                    if name == "DeadLetter":
+                        self.failed[value.get("event_id") or f"offset-{message.offset}"] = value["error_type"]
+                    else:
+                        self.arrivals[value["event_id"]] = Arrival(
+                            now, value["captured_at"], value["batch_size"], value["timings"]
+                        )
+            if batches:
+                self._changed.set()
+
+    async def wait_for(self, event_ids: Sequence[str], timeout: float) -> bool:
+        """Wait until every id has an enriched or dead-letter record (True), or ``timeout`` (False)."""
+        deadline = time.monotonic() + timeout
+        pending = [i for i in event_ids if i not in self.arrivals and i not in self.failed]
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
+            pending = [i for i in pending if i not in self.arrivals and i not in self.failed]
+        return True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+class RunFailed(RuntimeError):
+    """Events were dead-lettered or never came back."""
+
+
+def _check(collector: Collector, ids: Sequence[str], done: bool, phase: str) -> None:
+    failed = [collector.failed[i] for i in ids if i in collector.failed]
+    if failed or not done:
+        missing = sum(1 for i in ids if i not in collector.arrivals and i not in collector.failed)
+        raise RunFailed(f"{phase}: {len(failed)} dead-lettered ({sorted(set(failed))}), {missing} missing")
+
+
+async def _send(publisher: ImagePublisher, frames: Sequence[bytes], index: int) -> str:
+    event = await publisher.publish(
+        frames[index % len(frames)], source_id=f"cam-{index % SOURCES}", content_type="image/jpeg", wait=False
+    )
+    return str(event["event_id"])
+
+
+def _served_stats(collector: Collector, ids: Sequence[str]) -> dict[str, float]:
+    arrivals = [collector.arrivals[i] for i in ids]
+    stats = {"mean_batch_size": float(np.mean([a.batch_size for a in arrivals]))}
+    for stage in ("queue_ms", "decode_ms", "inference_ms", "total_ms"):
+        stats[f"mean_{stage}"] = float(np.mean([a.timings[stage] for a in arrivals]))
+    return stats
+
+
+async def burst(
+    publisher: ImagePublisher, collector: Collector, frames: Sequence[bytes], count: int, timeout: float
+) -> dict[str, Any]:
+    """Queue ``count`` events at once; images per second until the last enriched record arrived.
+
+    Raises:
+        RunFailed: if an event was dead-lettered or did not come back within ``timeout``.
+    """
+    first_sent = time.time()
+    ids = [await _send(publisher, frames, i) for i in range(count)]
+    await publisher.flush()
+    sent = time.time()
+    done = await collector.wait_for(ids, timeout)
+    _check(collector, ids, done, "burst")
+    last = max(collector.arrivals[i].at for i in ids)
+    return {
+        "images_per_s": count / (last - first_sent),
+        "events": count,
+        "seconds": last - first_sent,
+        "send_seconds": sent - first_sent,
+        **_served_stats(collector, ids),
+    }
+
+
+async def steady(
+    publisher: ImagePublisher,
+    collector: Collector,
+    frames: Sequence[bytes],
+    rate: float,
+    count: int,
+    timeout: float,
+) -> dict[str, Any]:
+    """Send ``count`` events evenly at ``rate`` per second; latency percentiles from ``captured_at``.
+
+    Raises:
+        RunFailed: if an event was dead-lettered or did not come back within ``timeout``.
+    """
+    ids: list[str] = []
+    started = time.monotonic()
+    for index in range(count):
+        delay = started + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ids.append(await _send(publisher, frames, index))
+    await publisher.flush()
+    done = await collector.wait_for(ids, timeout)
+    _check(collector, ids, done, "latency")
+    latencies = np.array(
+        [collector.arrivals[i].at * 1000 - collector.arrivals[i].captured_at_ms for i in ids]
+    )
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+    return {
+        "rate_per_s": rate,
+        "events": count,
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "max_ms": float(latencies.max()),
+        **_served_stats(collector, ids),
+    }

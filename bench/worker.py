@@ -1,0 +1,144 @@
+"""A worker process started exactly as users start it (``python -m streams.cli worker``).
+
+The benchmark measures what a deployment runs: the Faust app, its agents and tables, the registry
+service loading the version from MLflow, the inference pipeline and its outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from bench.machine import gpu_memory_mb, peak_rss_mb
+from streams.embedded import ensure_topics, settings_topics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WorkerError(RuntimeError):
+    """The worker exited or never became ready."""
+
+
+class BenchWorker:
+    """One worker process for one benchmark configuration.
+
+    Args:
+        settings: the worker's settings (passed as ``STREAMVISION_*`` variables).
+        log_path: where its stdout and stderr go.
+        ready_timeout_s: how long to wait for ``GET /ready``.
+    """
+
+    def __init__(self, settings: Settings, log_path: Path, ready_timeout_s: float = 300.0) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.ready_timeout_s = ready_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_s: float | None = None
+        self._gpu_peak: float | None = None
+        self._sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self) -> Self:
+        """Create the topics, start the process and wait until it is ready (models loaded, partitions
+        assigned).
+
+        Raises:
+            WorkerError: the process exited or was not ready in time.
+        """
+        asyncio.run(ensure_topics(self.settings.broker_url, settings_topics(self.settings)))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
+        env.update(self.settings.to_env())
+        began = time.monotonic()
+        with self.log_path.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready()
+        self.started_s = time.monotonic() - began
+        if self.settings.device != "cpu":
+            self._sampler = threading.Thread(target=self._sample_gpu, name="gpu-sampler", daemon=True)
+            self._sampler.start()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise WorkerError(f"worker exited ({self.process.returncode}):\n{self.log_tail()}")
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(self.url + "/ready", timeout=2) as response,
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.5)
+        raise WorkerError(f"worker not ready after {self.ready_timeout_s}s:\n{self.log_tail()}")
+
+    def _sample_gpu(self) -> None:
+        while not self._sampling.wait(0.5):
+            if self.process is None:
+                return
+            used = gpu_memory_mb(self.process.pid)
+            if used is not None:
+                self._gpu_peak = max(self._gpu_peak or 0.0, used)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def peak_rss_mb(self) -> float | None:
+        """The worker's peak RSS so far (MiB)."""
+        return peak_rss_mb(self.process.pid) if self.process is not None else None
+
+    def peak_gpu_mb(self) -> float | None:
+        """The worker's largest sampled GPU memory (MiB; None on CPU)."""
+        if self.process is not None and self.settings.device != "cpu":
+            used = gpu_memory_mb(self.process.pid)
+            if used is not None:
+                self._gpu_peak = max(self._gpu_peak or 0.0, used)
+        return self._gpu_peak
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        self._sampling.set()
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker %s did not stop in %.0fs: killing it", process.pid, timeout)
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
