@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench clean
+# Debian packages the test suite uses: promtool (Prometheus rule checks), Chromium + ChromeDriver
+# (the dashboard's browser test). Installed when missing and apt-get is usable; tests skip otherwise.
+SYSTEM_TOOLS := promtool chromium chromedriver
+SYSTEM_PACKAGES := prometheus chromium chromium-driver
+
+.PHONY: install system-deps demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,7 +22,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/streamvision demo
 
-test: $(STAMP)
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing $(SYSTEM_PACKAGES) (missing:$$missing)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+		else echo "note: missing$$missing (install Debian packages $(SYSTEM_PACKAGES)); those tests will skip"; fi; \
+	fi
+
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -ra
 

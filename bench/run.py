@@ -117,7 +117,7 @@ class Benchmark:
                 inference_cache=False,  # repeated frames must run the model
                 device=device,
                 precision=precision,
-                log_level="warning",
+                log_level="warn",
             )
             if not options.ceiling_only and base.broker is None:
                 from streams.embedded import EmbeddedBroker, free_port

@@ -15,6 +15,9 @@ from typing import Any
 NO_PREDICTION = "__none__"
 #: Class bucket of every class outside the reference profile's most frequent ones.
 OTHER = "__other__"
+#: Decimals kept of the top-1 confidence: scores travel as float32 and a batch of another size can
+#: change them in the 7th digit, which a KS test against a reference of repeated images would see.
+CONFIDENCE_DECIMALS = 4
 #: The image statistics compared with PSI; ``resolution`` is ``log(width * height)``.
 IMAGE_STATS: tuple[str, ...] = ("brightness", "contrast", "sharpness", "resolution")
 
@@ -23,8 +26,8 @@ IMAGE_STATS: tuple[str, ...] = ("brightness", "contrast", "sharpness", "resoluti
 class EventFeatures:
     """The per-event numbers drift and A/B statistics use.
 
-    ``stats`` maps each name of :data:`IMAGE_STATS` to its value, or is empty when the event carries no
-    ``image_stats``. ``timestamp_ms`` is ``processed_at`` (``captured_at`` when absent).
+    ``confidence`` is rounded to :data:`CONFIDENCE_DECIMALS`. ``stats`` maps each name of
+    :data:`IMAGE_STATS` to its value, or is empty when the event carries no ``image_stats``. ``timestamp_ms`` is ``processed_at`` (``captured_at`` when absent).
     """
 
     label: str
@@ -137,7 +140,7 @@ def event_features(event: Mapping[str, Any]) -> EventFeatures:
         timestamp = _get(event, "captured_at")
     return EventFeatures(
         label=label,
-        confidence=confidence,
+        confidence=round(confidence, CONFIDENCE_DECIMALS),
         entropy=entropy,
         stats=stats,
         embedding=embedding,

@@ -25,6 +25,9 @@ from scipy import stats as sps
 PSI_EPS = 1e-4
 #: Pseudo-count added to every bin before turning counts into proportions (Jeffreys prior).
 PSEUDO_COUNT = 0.5
+#: Floor of the reference entropy spread in :func:`entropy_shift`, in nats: a reference of identical
+#: images (a fixed camera) has ~0 spread, and float noise from batching must not read as a shift.
+MIN_ENTROPY_STD = 0.01
 
 
 def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
@@ -96,7 +99,7 @@ def entropy_shift(ref_mean: float, ref_std: float, values: Sequence[float] | np.
 
     Args:
         ref_mean: mean entropy of the reference.
-        ref_std: its standard deviation (floored at 1e-6).
+        ref_std: its standard deviation (floored at :data:`MIN_ENTROPY_STD`).
         values: live entropies.
 
     Returns:
@@ -111,7 +114,7 @@ def entropy_shift(ref_mean: float, ref_std: float, values: Sequence[float] | np.
     live = np.asarray(values, dtype=np.float64)
     if live.size == 0:
         raise ValueError("empty sample")
-    return float((live.mean() - ref_mean) / max(ref_std, 1e-6))
+    return float((live.mean() - ref_mean) / max(ref_std, MIN_ENTROPY_STD))
 
 
 def _sq_dists(x: np.ndarray, y: np.ndarray) -> np.ndarray:

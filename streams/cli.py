@@ -60,6 +60,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
     settings = settings_from(args)
     os.environ.update(settings.to_env())  # streams.app reads its settings from the environment
+    # Offline model libraries: no hub downloads, ultralytics' settings and font inside the data dir.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str((settings.data_dir / "ultralytics").resolve()))
     from streams.app import app
 
     sys.argv = ["streamvision", "worker", "--loglevel", settings.log_level, *faust_args]

@@ -160,22 +160,29 @@ async def _demo(
     settings: Settings, worker: subprocess.Popen[bytes], fps: float, drift_after_s: float | None
 ) -> None:
     url = f"http://{settings.web_host}:{settings.web_port}"
-    printer = asyncio.create_task(print_results(settings))
-    await wait_ready(url, worker, WORKER_START_TIMEOUT_S)
-    print(
-        f"\nStreamVision is running. Dashboard: {url}/   API: {url}/api/sources   Ctrl-C stops.\n", flush=True
-    )
-    feeder = asyncio.create_task(feed_cameras(settings, fps, drift_after_s))
-    while worker.poll() is None:
-        await asyncio.sleep(1.0)
-    feeder.cancel()
-    printer.cancel()
-    raise RuntimeError(f"worker exited with code {worker.returncode}")
+    tasks = [asyncio.create_task(print_results(settings))]
+    try:
+        await wait_ready(url, worker, WORKER_START_TIMEOUT_S)
+        print(
+            f"\nStreamVision is running. Dashboard: {url}/   API: {url}/api/sources   Ctrl-C stops.\n",
+            flush=True,
+        )
+        tasks.append(asyncio.create_task(feed_cameras(settings, fps, drift_after_s)))
+        while worker.poll() is None:
+            await asyncio.sleep(1.0)
+        raise RuntimeError(f"worker exited with code {worker.returncode}")
+    finally:
+        for task in tasks:  # let the feeder and the printer close their Kafka clients
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | None = None) -> int:
     """Run the demo until Ctrl-C/SIGTERM. Returns the exit code."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    # SIGTERM stops like Ctrl-C; SIGINT is reset too, since a shell starting us in the background ignores it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # keep the console to the result lines
     if port_in_use(settings.web_port, settings.web_host):
         print(
             f"error: port {settings.web_port} is in use: is another StreamVision demo running?",

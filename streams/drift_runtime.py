@@ -14,17 +14,15 @@ carries an ``embedding`` field (the monitoring code reads it when present).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
-from monitoring.drift import DriftSnapshot
 from monitoring.monitor import DriftMonitor, DriftUpdate, parse_thresholds
 from monitoring.profile import ReferenceProfile
 from monitoring.windows import ALL_SOURCES
-from streams import metrics, topology
+from streams import topology
 from streams.app import settings as app_settings
-from streams.records import now_ms
+from streams.drift_state import state_key, state_row, update_gauges
 from streams.services import runtime, send_acknowledged
 from streams.settings import Settings
 from streams.webhook import AlertWebhook
@@ -33,40 +31,6 @@ log = logging.getLogger(__name__)
 
 #: RESOLVED alerts kept in ``drift_alert_log`` (FIRING ones are always kept).
 KEEP_RESOLVED = 100
-SEVERITIES = ("WARNING", "CRITICAL")
-
-
-def state_key(model: str, version: str, source: str) -> str:
-    """Key of ``drift_state`` rows and of drift.stats/drift.alerts records (``model|version|source``)."""
-    return f"{model}|{version}|{source}"
-
-
-def state_row(snapshot: DriftSnapshot, profile: str | None) -> dict[str, Any]:
-    """The ``drift_state`` row of one closed window: its DriftStat, each metric's level and levels."""
-    return {
-        "stat": snapshot.to_dict(),
-        "levels": {m.name: m.level for m in snapshot.metrics},
-        "thresholds": {m.name: {"warning": m.warning, "critical": m.critical} for m in snapshot.metrics},
-        "profile": profile,
-        "updated_at": now_ms(),
-    }
-
-
-def update_gauges(update: DriftUpdate) -> None:
-    """``streamvision_drift_value`` per metric of each window; ``..._alerts_active`` per alert change."""
-    for snap in update.snapshots:
-        for m in snap.metrics:
-            if m.value is not None:
-                metrics.DRIFT_VALUE.labels(snap.model_name, snap.model_version, snap.source_id, m.name).set(
-                    m.value
-                )
-    for alert in update.alerts:
-        labels = (alert["model_name"], alert["model_version"], alert["source_id"], alert["metric"])
-        for severity in SEVERITIES:
-            with contextlib.suppress(KeyError):  # not set: nothing to remove
-                metrics.DRIFT_ALERTS_ACTIVE.remove(*labels, severity)
-        if alert["state"] == "FIRING":
-            metrics.DRIFT_ALERTS_ACTIVE.labels(*labels, alert["severity"]).set(1)
 
 
 class DriftRuntime:

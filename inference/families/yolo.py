@@ -34,9 +34,10 @@ _OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE"
 def import_ultralytics(config_dir: Path | None = None) -> None:
     """Import ultralytics offline, leaving torch's thread count and ``OMP_NUM_THREADS`` as they were.
 
-    Sets ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL=false`` and ``YOLO_CONFIG_DIR`` (``config_dir``, default
-    a temp dir) and copies matplotlib's DejaVuSans as ``Arial.ttf`` there, so ultralytics never reaches
-    for GitHub. These only take effect on the first import of ultralytics in the process.
+    Sets ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL=false`` and ``YOLO_CONFIG_DIR`` (``config_dir``, else an
+    already set ``YOLO_CONFIG_DIR``, else a temp dir) and copies matplotlib's DejaVuSans as
+    ``Arial.ttf`` there, so ultralytics never reaches for GitHub. These only take effect on the first
+    import of ultralytics in the process.
 
     Args:
         config_dir: ultralytics' settings/font directory.
@@ -45,9 +46,8 @@ def import_ultralytics(config_dir: Path | None = None) -> None:
     omp = os.environ.get("OMP_NUM_THREADS")
     try:
         if "ultralytics" not in sys.modules:
-            directory = (
-                Path(config_dir) if config_dir else Path(tempfile.gettempdir()) / "streamvision-ultralytics"
-            )
+            fallback = Path(tempfile.gettempdir()) / "streamvision-ultralytics"
+            directory = Path(config_dir or os.environ.get("YOLO_CONFIG_DIR") or fallback)
             _install_font(directory)
             for key, value in _OFFLINE_ENV.items():
                 os.environ.setdefault(key, value)

@@ -72,7 +72,7 @@ def _exif_jpeg(orientation: int) -> bytes:
 
 def _sixteen_bit_png() -> bytes:
     ramp = (np.arange(24 * 16, dtype=np.uint16).reshape(16, 24) * 170).astype(np.uint16)
-    return _save(Image.fromarray(ramp, "I;16"), "PNG")
+    return _save(Image.fromarray(ramp), "PNG")  # mode I;16
 
 
 def _animated_gif() -> bytes:
@@ -153,7 +153,7 @@ CASES: dict[str, Case] = {
     "no-image-no-ref": Case("INVALID_EVENT", None),
     "captured-at-1970": Case("INVALID_EVENT", JPEG, fields={"captured_at": 0}),
     "captured-at-year-3000": Case("INVALID_EVENT", JPEG, fields={"captured_at": 32_503_680_000_000}),
-    "empty-event-id": Case("INVALID_EVENT", JPEG, fields={"event_id": ""}),
+    "blank-event-id": Case("INVALID_EVENT", JPEG, fields={"event_id": "   "}),
     "huge-source-id": Case("INVALID_EVENT", JPEG, fields={"source_id": "s" * 100_000}),
     "unknown-model": Case("UNKNOWN_MODEL", JPEG, fields={"attributes": {"model": "no-such-model"}}),
     "empty-record": Case("SCHEMA_ERROR", raw=b""),
@@ -228,7 +228,8 @@ async def _publish_and_collect(settings: Settings) -> dict[str, list[Outcome]]:
                 fields["image_ref"] = await store.put_payload(JPEG, ttl_s=600)
             event = image_event(content_type=case.content_type, image=case.image, **fields)
             await publisher.publish_event(event)
-            by_event[event["event_id"]] = name
+            if event["event_id"]:
+                by_event[event["event_id"]] = name
             by_key[event["source_id"]] = name
     await store.close()
 

@@ -1,5 +1,5 @@
 """Issue 5 on real parts: synthetic EnrichedEvents on the embedded broker → a worker's drift agent →
-DriftStat on drift.stats, DriftAlert on drift.alerts, /api/drift, /api/alerts and /metrics.
+DriftStat on drift.stats, DriftAlert on drift.alerts, /api/drift and /api/alerts.
 
 No model is needed: the events are produced straight to images.enriched, as a worker would. The model
 version has no registered profile, so the agent builds baselines from the first events.
@@ -72,11 +72,6 @@ def get_json(url: str) -> dict:
         return json.loads(response.read())
 
 
-def get_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
 async def test_a_brightness_drop_fires_an_alert_that_resolves(settings_factory, worker_factory) -> None:
     started = time.monotonic()
     settings = settings_factory(
@@ -117,8 +112,6 @@ async def test_a_brightness_drop_fires_an_alert_that_resolves(settings_factory, 
     row = drift[f"{MODEL}|{VERSION}|{SOURCE}"]
     assert row["stat"]["drifted"] and row["levels"]["brightness_psi"] == "CRITICAL"
     assert row["profile"] == "first-events"
-    metrics_text = get_text(worker.url + "/metrics")
-    assert f'streamvision_drift_alerts_active{{metric="brightness_psi",model="{MODEL}"' in metrics_text
 
     # The drift ends: two clean windows resolve both alerts.
     clean = [synthetic_event(len(events) + i, rng, 0.5) for i in range(2 * WINDOW)]

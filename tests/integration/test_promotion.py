@@ -79,9 +79,16 @@ class Feeder:
 
     async def stop(self) -> list[Sent]:
         self._stop.set()
-        assert self._task is not None
-        await self._task
+        if self._task is not None:
+            await self._task
         return self.sent
+
+    async def __aenter__(self) -> Feeder:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def sent_after(self, at: float) -> int:
         return sum(s.at > at for s in self.sent)
@@ -175,27 +182,28 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
     worker = await asyncio.to_thread(worker_factory, settings)
     api = f"{worker.url}/api/models/{MODEL}"
 
-    feeder = Feeder(settings, images)
-    feeder.start()
-    # Both variants fill /api/models/{name}, with an A/B verdict.
-    _, report = await _until(
-        lambda: _get(api),
-        lambda r: r[0] == 200 and {"champion@1", "challenger@2"} <= set(r[1]["variants"]) and r[1]["verdict"],
-        timeout=90,
-    )
-    assert report["serving"] == {"champion": "1", "challenger": "2"}
-    assert report["routing"]["challenger_weight"] == 0.2
-    assert {"enough_data"} <= set(report["verdict"])
-    assert report["variants"]["challenger@2"]["count"] > 0
+    async with Feeder(settings, images) as feeder:
+        # Both variants fill /api/models/{name}, with an A/B verdict.
+        _, report = await _until(
+            lambda: _get(api),
+            lambda r: (
+                r[0] == 200 and {"champion@1", "challenger@2"} <= set(r[1]["variants"]) and r[1]["verdict"]
+            ),
+            timeout=90,
+        )
+        assert report["serving"] == {"champion": "1", "challenger": "2"}
+        assert report["routing"]["challenger_weight"] == 0.2
+        assert {"enough_data"} <= set(report["verdict"])
+        assert report["variants"]["challenger@2"]["count"] > 0
 
-    # Promote the challenger with the CLI while events flow; the worker switches within the poll.
-    promoted_at = time.monotonic()
-    await _models(settings, "promote", MODEL, "2", "--alias", "champion")
-    await _until(lambda: _get(api), lambda r: r[1]["serving"] == {"champion": "2"}, timeout=30)
-    switched_at = time.monotonic()
-    assert switched_at - promoted_at < POLL_S + 10  # a poll, plus slack for a loaded test machine
-    await _until(lambda: feeder.sent_after(switched_at), lambda n: n >= 40, timeout=60)
-    sent = await feeder.stop()
+        # Promote the challenger with the CLI while events flow; the worker switches within the poll.
+        promoted_at = time.monotonic()
+        await _models(settings, "promote", MODEL, "2", "--alias", "champion")
+        await _until(lambda: _get(api), lambda r: r[1]["serving"] == {"champion": "2"}, timeout=30)
+        switched_at = time.monotonic()
+        assert switched_at - promoted_at < POLL_S + 10  # a poll, plus slack for a loaded test machine
+        await _until(lambda: feeder.sent_after(switched_at), lambda n: n >= 40, timeout=60)
+        sent = await feeder.stop()
 
     enriched, letters = await _results(settings, sent)
     assert not letters, letters[:3]
@@ -229,22 +237,23 @@ async def test_a_broken_version_keeps_the_old_one_serving(
     worker = await asyncio.to_thread(worker_factory, settings)
     api = f"{worker.url}/api/models/{MODEL}"
 
-    feeder = Feeder(settings, images)
-    feeder.start()
-    await _until(lambda: feeder.sent_after(0.0), lambda n: n >= 10, timeout=30)
-    await _models(settings, "promote", MODEL, "2", "--alias", "champion")
-    _, report = await _until(lambda: _get(api), lambda r: "2" in r[1]["failed"], timeout=30)
-    failed_at = time.monotonic()
-    assert report["aliases"]["champion"] == "2" and report["serving"] == {"champion": "1"}
-    assert report["errors"][-1]["version"] == "2" and "simple_cnn.pt" in report["failed"]["2"]
-    metrics = (await asyncio.to_thread(_get, f"{worker.url}/metrics"))[1]
-    assert f'streamvision_model_load_failures_total{{model="{MODEL}",version="2"}} 1.0' in metrics
-    await _until(lambda: feeder.sent_after(failed_at), lambda n: n >= 30, timeout=60)
+    async with Feeder(settings, images) as feeder:
+        await _until(lambda: feeder.sent_after(0.0), lambda n: n >= 10, timeout=30)
+        await _models(settings, "promote", MODEL, "2", "--alias", "champion")
+        _, report = await _until(lambda: _get(api), lambda r: "2" in r[1]["failed"], timeout=30)
+        failed_at = time.monotonic()
+        assert report["aliases"]["champion"] == "2" and report["serving"] == {"champion": "1"}
+        assert report["errors"][-1]["version"] == "2" and report["failed"]["2"]
+        metrics = (await asyncio.to_thread(_get, f"{worker.url}/metrics"))[1]
+        assert f'streamvision_model_load_failures_total{{model="{MODEL}",version="2"}} 1.0' in metrics
+        await _until(lambda: feeder.sent_after(failed_at), lambda n: n >= 30, timeout=60)
 
-    # Rolling back clears the failure status; the old version never stopped serving.
-    await _models(settings, "rollback", MODEL)
-    await _until(lambda: _get(api), lambda r: r[1]["aliases"]["champion"] == "1" and not r[1]["failed"], 30)
-    sent = await feeder.stop()
+        # Rolling back clears the failure status; the old version never stopped serving.
+        await _models(settings, "rollback", MODEL)
+        await _until(
+            lambda: _get(api), lambda r: r[1]["aliases"]["champion"] == "1" and not r[1]["failed"], 30
+        )
+        sent = await feeder.stop()
 
     enriched, letters = await _results(settings, sent)
     assert not letters, letters[:3]

@@ -272,6 +272,88 @@ def exported_metric_names() -> set[str]:
     return names
 
 
+# Labels every scraped series carries (target labels), besides the ones the worker sets.
+TARGET_LABELS = frozenset({"instance", "job"})
+# The worker's code: where metric objects are updated.
+SOURCE_PACKAGES = ("streams", "agents", "model_registry", "monitoring", "inference")
+_SERIES_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+}
+
+
+def _metric_objects() -> dict[str, Any]:
+    """streams/metrics.py's counters, gauges and histograms, by their variable name there."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    from streams import metrics
+
+    return {name: m for name, m in vars(metrics).items() if isinstance(m, Counter | Gauge | Histogram)}
+
+
+def _series(metric: Any) -> list[str]:
+    return [metric._name + suffix for suffix in _SERIES_SUFFIXES[metric._type]]
+
+
+def exported_metric_labels() -> dict[str, frozenset[str]]:
+    """Label names each series name of ``exported_metric_names`` can be selected by.
+
+    The worker's own labels (from streams/metrics.py), the target labels Prometheus adds, and ``le`` on
+    histogram buckets. Only counters, gauges and histograms (the kinds streams/metrics.py uses).
+    """
+    labels: dict[str, frozenset[str]] = {}
+    for metric in _metric_objects().values():
+        own = frozenset(metric._labelnames) | TARGET_LABELS
+        for series in _series(metric):
+            labels[series] = own | ({"le"} if series.endswith("_bucket") else set())
+    return labels
+
+
+def updated_metric_names() -> set[str]:
+    """Series names whose metric the worker's code updates: ``metrics.<NAME>`` used outside
+    streams/metrics.py. A metric that is only declared exports nothing but its HELP line."""
+    declaration = REPO / "streams" / "metrics.py"
+    code = "\n".join(
+        path.read_text(encoding="utf-8")
+        for package in SOURCE_PACKAGES
+        for path in sorted((REPO / package).rglob("*.py"))
+        if path != declaration
+    )
+    return {
+        series
+        for name, metric in _metric_objects().items()
+        if re.search(rf"\bmetrics\.{name}\b", code)
+        for series in _series(metric)
+    }
+
+
+def promql_selector_labels(expr: str) -> dict[str, set[str]]:
+    """The label names each metric of a PromQL expression is matched on, as in ``m{label="x"}``.
+
+    Args:
+        expr: A PromQL expression.
+
+    Returns:
+        Metric name to the label names used in its selector's matchers (only metrics with a selector).
+
+    Raises:
+        ValueError: On a character PromQL does not use.
+    """
+    tokens = _tokens(expr)
+    found: dict[str, set[str]] = {}
+    for i, (kind, text) in enumerate(tokens[:-1]):
+        if kind != "ident" or tokens[i + 1][1] != "{" or text.lower() in _KEYWORDS:
+            continue
+        used = found.setdefault(text, set())
+        j = i + 2
+        while j + 1 < len(tokens) and tokens[j][1] != "}":
+            if tokens[j][0] == "ident" and tokens[j + 1][1] in ("=", "!=", "=~", "!~"):
+                used.add(tokens[j][1])
+            j += 1
+    return found
+
+
 # Words that are never series names: operators, modifiers, aggregations, literals.
 _OPERATOR_WORDS = ("and", "or", "unless", "offset", "bool", "atan2", "inf", "nan")
 _GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import REPO, exported_metric_names, load_yaml, promql_metric_names, schema_errors
+from deploy_helpers import (
+    REPO,
+    exported_metric_labels,
+    exported_metric_names,
+    load_yaml,
+    promql_metric_names,
+    promql_selector_labels,
+    schema_errors,
+    updated_metric_names,
+)
 
 RULE_TESTS = REPO / "deploy" / "prometheus" / "tests" / "streamvision.rules.test.yml"
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
@@ -93,6 +102,33 @@ def test_rules_use_only_exported_metrics(rules: list[dict[str, Any]]) -> None:
         if "alert" in rule:
             used_by_alerts |= names
     assert recorded <= used_by_alerts, f"recorded but never used: {recorded - used_by_alerts}"
+
+
+def test_rules_query_metrics_the_worker_updates(rules: list[dict[str, Any]]) -> None:
+    exported, updated = exported_metric_names(), updated_metric_names()
+    for rule in rules:
+        stale = (promql_metric_names(rule["expr"]) & exported) - updated
+        assert not stale, f"{rule.get('alert') or rule.get('record')}: nothing in the worker updates {stale}"
+
+
+def test_rules_match_only_labels_the_worker_sets(rules: list[dict[str, Any]]) -> None:
+    labels = exported_metric_labels()
+    for rule in rules:
+        for metric, used in promql_selector_labels(rule["expr"]).items():
+            if metric in labels:  # recording rules are checked through the rules that define them
+                unknown = used - labels[metric]
+                assert not unknown, f"{rule.get('alert') or rule.get('record')}: {metric} has no {unknown}"
+
+
+def test_drift_severities_are_the_ones_the_worker_writes(rules: list[dict[str, Any]]) -> None:
+    from monitoring.drift import CRITICAL, WARNING
+
+    matched = {
+        m.group(1)
+        for rule in rules
+        for m in re.finditer(r'streamvision_drift_alerts_active\{severity="(\w+)"\}', rule["expr"])
+    }
+    assert matched == {CRITICAL, WARNING}
 
 
 @pytest.mark.parametrize(

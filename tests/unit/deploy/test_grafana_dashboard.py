@@ -12,11 +12,14 @@ import pytest
 import yaml
 from deploy_helpers import (
     REPO,
+    exported_metric_labels,
     exported_metric_names,
     grafana_label_values_metric,
     grafana_to_promql,
     load_yaml,
     promql_metric_names,
+    promql_selector_labels,
+    updated_metric_names,
 )
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "streamvision.json"
@@ -87,6 +90,20 @@ def test_queries_use_only_exported_metrics(queries: list[tuple[str, str]]) -> No
     for key in ("streamvision_events_in", "streamvision_events_failed", "streamvision_latency_seconds"):
         assert key in shown, f"the dashboard does not show {key}"
     assert {"streamvision_consumer_lag", "streamvision_drift_value", "streamvision_model_info"} <= shown
+
+
+def test_queries_show_metrics_the_worker_updates(queries: list[tuple[str, str]]) -> None:
+    updated = updated_metric_names()
+    for title, expr in queries:
+        stale = promql_metric_names(expr) - updated
+        assert not stale, f"{title}: nothing in the worker updates {stale} (the panel would stay empty)"
+
+
+def test_queries_match_only_labels_the_worker_sets(queries: list[tuple[str, str]]) -> None:
+    labels = exported_metric_labels()
+    for title, expr in queries:
+        for metric, used in promql_selector_labels(expr).items():
+            assert not used - labels[metric], f"{title}: {metric} has no {used - labels[metric]}"
 
 
 def test_template_variables_query_exported_metrics(dashboard: dict[str, Any]) -> None:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from deploy_helpers import exported_metric_names, grafana_to_promql, promql_metric_names
+from deploy_helpers import (
+    exported_metric_labels,
+    exported_metric_names,
+    grafana_to_promql,
+    promql_metric_names,
+    promql_selector_labels,
+    updated_metric_names,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +52,35 @@ def test_exported_names_carry_the_client_suffixes() -> None:
     assert "streamvision_events_in" not in names
     assert {"streamvision_latency_seconds_bucket", "streamvision_latency_seconds_count"} <= names  # histogram
     assert "streamvision_consumer_lag" in names  # gauge
+
+
+@pytest.mark.parametrize(
+    ("expr", "labels"),
+    [
+        ("up", {}),
+        ('rate(a_total{job="api", code=~"5.."}[5m])', {"a_total": {"job", "code"}}),
+        (
+            'sum by (le) (rate(h_bucket{stage="total"}[5m])) / b{x!="1", y!~"z"}',
+            {"h_bucket": {"stage"}, "b": {"x", "y"}},
+        ),
+        ("sum by (topic) (lag{})", {"lag": set()}),
+        ('m{label="by (x) y{z=1}"}', {"m": {"label"}}),
+    ],
+)
+def test_selector_labels_are_the_matched_label_names(expr: str, labels: dict[str, set[str]]) -> None:
+    assert promql_selector_labels(expr) == labels
+
+
+def test_exported_labels_cover_every_exported_series() -> None:
+    labels = exported_metric_labels()
+    assert set(labels) == exported_metric_names()
+    assert {"le", "model", "variant", "stage", "instance"} <= labels["streamvision_latency_seconds_bucket"]
+    assert "le" not in labels["streamvision_latency_seconds_count"]
+    assert labels["streamvision_drift_alerts_active"] >= {"model", "version", "source", "metric", "severity"}
+
+
+def test_updated_names_are_exported_names_the_code_touches() -> None:
+    updated = updated_metric_names()
+    assert updated <= exported_metric_names()
+    # pipeline.py counts consumed events; services.py reports lag: both are updated, with their suffixes.
+    assert {"streamvision_events_in_total", "streamvision_consumer_lag"} <= updated

@@ -150,3 +150,26 @@ def test_drift_against_a_first_events_baseline_is_flagged_within_two_windows(nam
     assert len(snaps) == 2  # the window the drift started in, and the next one
     assert snaps[1][metric].drifted  # caught at the latest in the 2nd window of onset
     assert any(reason.startswith(f"{metric}=") for reason in snaps[1].reasons)
+
+
+def test_a_fixed_camera_baseline_ignores_float_noise_but_sees_a_darkening() -> None:
+    """A camera repeating one image (the demo's lobby): every baseline value is the same, and a batch
+    of another size moves the model's scores in the 7th digit; only the darkening counts."""
+
+    def event(i: int, brightness: float, jitter: float) -> dict:
+        score = 0.8123456 + jitter
+        return {
+            "source_id": "cam-lobby",
+            "processed_at": i,
+            "model": {"name": "clf", "version": "1", "task": "classification"},
+            "predictions": [{"label": "suit", "score": score}, {"label": "tie", "score": 0.1 - jitter}],
+            "image_stats": {"width": 512, "height": 600, "brightness": brightness, "contrast": 0.21,
+                            "sharpness": 0.013},
+        }  # fmt: skip
+
+    monitor = DriftMonitor(window_events=40, window_s=1e9, profile_events=40, k_fire=2, all_sources=False)
+    assert monitor.add([event(i, 0.47, 0.0) for i in range(40)]).profiles  # baseline: batches of 1
+    clean = monitor.add([event(i, 0.47, 3e-7 * (i % 3)) for i in range(40, 40 + 5 * 40)])
+    assert len(clean.snapshots) == 5 and not any(s.drifted for s in clean.snapshots), clean.snapshots
+    dark = monitor.add([event(i, 0.12, 3e-7) for i in range(240, 240 + 2 * 40)])
+    assert [(a["metric"], a["state"]) for a in dark.alerts] == [("brightness_psi", "FIRING")]

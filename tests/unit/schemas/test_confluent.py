@@ -73,7 +73,9 @@ def test_resolving_to_a_reader_registers_the_reader(
     assert ("POST", "streamvision.DriftStat-value") in registry_double.requests
 
 
-def test_other_tools_read_what_we_wrote(registry_double: Double, dead_letter_factory: Callable[..., Any]) -> None:
+def test_other_tools_read_what_we_wrote(
+    registry_double: Double, dead_letter_factory: Callable[..., Any]
+) -> None:
     """A consumer that knows nothing of this package: id from the header, schema from the registry."""
     record = dead_letter_factory(failed_at=0)
     data = encode("DeadLetter", record, ConfluentSchemaRegistry(registry_double.url))
@@ -85,7 +87,7 @@ def test_other_tools_read_what_we_wrote(registry_double: Double, dead_letter_fac
 def test_unknown_id_is_a_schema_error_and_asked_once(registry_double: Double) -> None:
     client = ConfluentSchemaRegistry(registry_double.url)
     for _ in range(3):
-        with pytest.raises(SchemaError, match="schema id 99|HTTP 404"):
+        with pytest.raises(SchemaError, match=r"schema id 99|HTTP 404"):
             decode(header(99) + b"\x02e", registry=client)
     assert registry_double.requests == [("GET", "99")]
 
@@ -118,7 +120,7 @@ def test_incompatible_schema_409_is_a_schema_error(
 ) -> None:
     double = registry_double_factory(reject_subjects=frozenset({"streamvision.ImageEvent-value"}))
     client = ConfluentSchemaRegistry(double.url)
-    with pytest.raises(SchemaError, match="HTTP 409.*incompatible"):
+    with pytest.raises(SchemaError, match=r"HTTP 409.*incompatible"):
         encode("ImageEvent", image_event_factory(), client)
     assert client.id_for("DriftAlert") == 1  # other subjects are unaffected
 

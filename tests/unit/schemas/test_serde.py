@@ -225,7 +225,7 @@ def test_an_older_writer_resolves_to_the_current_reader(image_event_factory: Cal
 def test_a_writer_without_a_required_field_is_a_schema_error(image_event_factory: Callable[..., Any]) -> None:
     old = _image_event_schema({"content_type"})
     serializer = AvroSerializer(LocalSchemaRegistry(extra=[old]))
-    with pytest.raises(SchemaError, match="invalid Avro for ImageEvent.*content_type"):
+    with pytest.raises(SchemaError, match=r"invalid Avro for ImageEvent.*content_type"):
         serializer.decode(_written_with(old, image_event_factory()), "ImageEvent")
 
 
@@ -247,7 +247,7 @@ def test_serializers_are_shared_per_registry() -> None:
         b"",
         b"\x01not avro at all",
         b"\x00\x00\x00\x00\x07\x02e",  # unknown schema id
-        b"\x00" + struct.pack(">I", 990743304) + b"\x02e",  # the ImageEvent id (test_local_registry.py), cut short
+        header(990743304) + b"\x02e",  # the ImageEvent id (test_local_registry.py), cut short
     ],
 )
 def test_ingest_maps_bad_values_to_schema_error(value: bytes) -> None:
