@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from streams.app import app
 from streams.drift_runtime import drift
 from streams.topology import all_results
+
+log = logging.getLogger(__name__)
 
 
 @app.agent(all_results)
@@ -13,9 +17,15 @@ async def track_drift(stream):
     profile; publish a DriftStat per closed window and a DriftAlert when K windows in a row drift
     (FIRING) or stop drifting (RESOLVED)."""
     async for result in stream:
-        model = result["model"]
-        await drift.ensure_profile(model["name"], str(model["version"]))
-        await drift.publish(drift.monitor.add([result]))
+        drift.resume_alerts()
+        try:
+            model = result["model"]
+            await drift.ensure_profile(model["name"], str(model["version"]))
+            update = drift.monitor.add([result])
+        except Exception:  # one odd record must not stop drift monitoring
+            log.exception("drift: skipped result %s", result.get("event_id"))
+            continue
+        await drift.publish(update)
         drift.write_tables()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -72,6 +73,18 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def database_uri(uri: str) -> str:
+    """``uri`` with a PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; where only psycopg2 is installed, the
+    URI names it (``postgresql+psycopg2://``). Other URIs are returned unchanged.
+    """
+    if uri.startswith(("postgresql://", "postgres://")) and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + uri.split("://", 1)[1]
+    return uri
+
+
 def _tag_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -89,7 +102,7 @@ class ModelRegistry:
 
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None, *, cache_dir: Path) -> None:
         configure_mlflow()
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = tracking_uri = database_uri(tracking_uri)
         db = _sqlite_path(tracking_uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitoring.drift import CRITICAL, WARNING, DriftSnapshot, MetricResult
@@ -129,6 +129,29 @@ class AlertTracker:
             "state": state,
             "message": message,
         }
+
+    def resume(self, alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Take over FIRING alerts from an earlier run (e.g. the alerts table after a restart).
+
+        Each one resolves after ``k_resolve`` clean windows, like an alert this tracker fired; keys
+        that already have a state here, and RESOLVED records, are left alone.
+
+        Args:
+            alerts: DriftAlert records.
+
+        Returns:
+            The alerts taken over.
+        """
+        taken: list[dict[str, Any]] = []
+        for alert in alerts:
+            key = (alert["model_name"], alert["model_version"], alert["source_id"], alert["metric"])
+            if alert.get("state") != FIRING or key in self._states:
+                continue
+            state = {**_fresh(), "drifted_run": self.k_fire, "run_start": alert["window_start"]}
+            state["alert"] = dict(alert)
+            self._states[key] = state
+            taken.append(dict(alert))
+        return taken
 
     def active(self) -> list[dict[str, Any]]:
         """The latest FIRING record of every alert that has not resolved."""

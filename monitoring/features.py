@@ -27,7 +27,8 @@ class EventFeatures:
     """The per-event numbers drift and A/B statistics use.
 
     ``confidence`` is rounded to :data:`CONFIDENCE_DECIMALS`. ``stats`` maps each name of
-    :data:`IMAGE_STATS` to its value, or is empty when the event carries no ``image_stats``. ``timestamp_ms`` is ``processed_at`` (``captured_at`` when absent).
+    :data:`IMAGE_STATS` to its value, or is empty when the event carries no ``image_stats``.
+    ``timestamp_ms`` is ``processed_at`` (``captured_at`` when absent).
     """
 
     label: str

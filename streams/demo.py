@@ -189,6 +189,10 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
             file=sys.stderr,
         )
         return 2
+    if drift_after_s is not None:  # drift windows of ~40 events per camera: the alert shows within minutes
+        settings = settings.copy(
+            drift_window_s=max(20.0, 40.0 / fps), drift_profile_events=40, drift_alert_windows=2
+        )
     worker: subprocess.Popen[bytes] | None = None
     try:
         with EmbeddedStack(settings) as stack:

@@ -51,6 +51,7 @@ class DriftRuntime:
         self._rows: list[tuple[str, dict[str, Any]]] = []  # drift_state rows not written yet
         self._alerts: list[dict[str, Any]] = []  # drift_alert_log records not written yet
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resumed = False
 
     # --- profiles -----------------------------------------------------------------------------------
     async def ensure_profile(self, model: str, version: str) -> None:
@@ -82,6 +83,17 @@ class DriftRuntime:
             log.warning(
                 "could not store the profile of %s v%s (%s: %s)", model, version, type(exc).__name__, exc
             )
+
+    def resume_alerts(self) -> None:
+        """Once, at the first result: take over the FIRING alerts in ``drift_alert_log`` (a restart),
+        so they resolve when the drift is over instead of staying active forever."""
+        if self._resumed:
+            return
+        self._resumed = True
+        taken = self.monitor.tracker.resume(list(topology.drift_alert_log.values()))
+        update_gauges(DriftUpdate(alerts=taken))
+        if taken:
+            log.info("took over %d firing drift alerts", len(taken))
 
     # --- outputs ------------------------------------------------------------------------------------
     async def publish(self, update: DriftUpdate) -> None:

@@ -34,7 +34,7 @@ async def ready(self: web.View, request: web.Request) -> web.Response:
 @app.page("/metrics")
 async def prometheus(self: web.View, request: web.Request) -> web.Response:
     """Prometheus text format."""
-    return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return self.bytes(metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 @app.page("/api/sources")

@@ -9,12 +9,14 @@
 - ``crop_ratio``: default 0.875. ``resample``: ``bilinear`` (default) or ``bicubic``.
 
 Networks run in channels-last memory format (much faster for depthwise convolutions on CPU at
-batch sizes above 1, and what tensor cores want on CUDA).
+batch sizes above 1, and what tensor cores want on CUDA). On CPU the network is served as a frozen
+TorchScript trace (``inference.jit``: the forward pass runs without the GIL, so a busy event loop does
+not slow it down); ``extra["torchscript"] = False`` keeps it eager.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,7 +36,19 @@ from inference.families._common import (
     stack,
     top_k,
 )
+from inference.jit import traced_forward
 from inference.nets import build_classifier
+
+
+def _example_input(size: int, device: str) -> Callable[[int], torch.Tensor]:
+    """``batch_size -> normalised N x 3 x size x size input`` in channels-last, as ``predict_batch`` feeds."""
+    generator = torch.Generator().manual_seed(0)
+
+    def make(batch_size: int) -> torch.Tensor:
+        x = torch.randn(batch_size, 3, size, size, generator=generator).to(device)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    return make
 
 
 class ClassifierModel(ImageModel):
@@ -80,6 +94,8 @@ class ClassifierModel(ImageModel):
         if hasattr(net, "fuse"):  # our EfficientNet-Lite folds batch norms into its convolutions
             net = net.fuse()
         net = net.to(device, memory_format=torch.channels_last)
+        if device == "cpu" and spec.extra.get("torchscript", True):
+            net = traced_forward(net, _example_input(spec.input_size, device), name=f"classifier {arch}")
         enforce_threads()
         return cls(spec, net, device, precision)
 

@@ -5,23 +5,27 @@ averaged over the prompts of each label and normalised again (prompt ensembling)
 ``softmax(logit_scale * cosine(image, label))``; the output's ``embedding`` is the normalised image
 embedding. Image preprocessing follows ``preprocessor_config.json`` when present (resize the short
 side, centre crop, OpenAI's mean/std) but runs in Pillow and on the device, not in the processor.
+On CPU the image tower is served as a frozen TorchScript trace (``inference.jit``: no GIL during the
+forward pass); ``extra["torchscript"] = False`` keeps it eager.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import CLIPModel, CLIPTokenizer
 
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prepared
 from inference.device import autocast, enforce_threads, to_device
 from inference.families._common import center_crop_resize, channel_tensor, normalise, stack, top_k
+from inference.jit import traced_forward
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # 0-1 units, as the processor config stores them
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -44,6 +48,11 @@ class ClipModel(ImageModel):
     ) -> None:
         super().__init__(spec, device, precision)
         self.model = model
+        self.image_features: nn.Module = ImageFeatures(model)
+        if device == "cpu" and spec.extra.get("torchscript", True):
+            self.image_features = traced_forward(
+                self.image_features, _example_input(spec.input_size, device), name="CLIP image tower"
+            )
         self.text_embeddings = text_embeddings  # labels x dim, L2-normalised, float32, on device
         self._mean = channel_tensor([255.0 * m for m in processor.get("image_mean", OPENAI_MEAN)], device)
         self._std = channel_tensor([255.0 * s for s in processor.get("image_std", OPENAI_STD)], device)
@@ -92,7 +101,7 @@ class ClipModel(ImageModel):
         enforce_threads()
         with torch.inference_mode(), autocast(self.device, self.precision):
             pixels = normalise(to_device(stack(batch), self.device), self._mean, self._std)
-            features = self.model.get_image_features(pixel_values=pixels)
+            features = self.image_features(pixels)
             image = F.normalize(features.float(), dim=-1)
             probs = (self._logit_scale * image @ self.text_embeddings.T).softmax(dim=-1)
         embeddings = image.cpu().numpy().astype(np.float32, copy=False)
@@ -102,8 +111,27 @@ class ClipModel(ImageModel):
     def close(self) -> None:
         """Drop the model (and its GPU memory)."""
         del self.model
+        self.image_features = nn.Identity()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
+
+
+class ImageFeatures(nn.Module):
+    """``pixels -> image embeddings`` (unnormalised): the part of CLIP that runs per batch."""
+
+    def __init__(self, model: CLIPModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        features = self.model.get_image_features(pixel_values=pixels)
+        # transformers may return a model output instead of a tensor
+        return features if isinstance(features, torch.Tensor) else features.pooler_output
+
+
+def _example_input(size: int, device: str) -> Callable[[int], torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return lambda batch_size: torch.randn(batch_size, 3, size, size, generator=generator).to(device)
 
 
 @torch.inference_mode()

@@ -7,7 +7,8 @@ We never call ``YOLO.predict`` (it calls ``torch.set_num_threads(1)`` for the wh
 Weights (``spec.weights``): an ultralytics ``.pt`` checkpoint inside the artifact directory, or a
 model yaml (a file there, or a bare name from ultralytics' ``cfg/models``) for random weights.
 ``spec.extra``: ``conf`` (0.25), ``iou`` (0.45), ``yolo_config_dir`` (ultralytics' config
-directory; default a temp dir). ``spec.top_k`` is the most boxes per image.
+directory; default a temp dir), ``torchscript`` (default true: on CPU the network is served as a
+frozen TorchScript trace, see ``inference.jit``). ``spec.top_k`` is the most boxes per image.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import nn
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prediction, Prepared
 from inference.device import autocast, enforce_threads, to_device
 from inference.families._common import letterbox, stack
+from inference.jit import traced_forward
 
 _OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "false"}
 
@@ -89,13 +91,15 @@ class YoloModel(ImageModel):
         labels: Sequence[str],
         device: str = "cpu",
         precision: str = "fp32",
+        *,
+        end2end: bool | None = None,
     ) -> None:
         super().__init__(spec, device, precision)
         self.net = net
         self.labels = tuple(labels)
         self._conf = float(spec.extra.get("conf", 0.25))
         self._iou = float(spec.extra.get("iou", 0.45))
-        self._end2end = bool(getattr(net, "end2end", False))
+        self._end2end = bool(getattr(net, "end2end", False)) if end2end is None else end2end
 
     @classmethod
     def load(
@@ -123,7 +127,16 @@ class YoloModel(ImageModel):
         if num_classes and len(labels) != num_classes:
             raise ValueError(f"{len(labels)} labels for a detector with {num_classes} classes")
         net = net.to(device).eval()
-        return cls(spec, net, labels, device, precision)
+        end2end = bool(getattr(net, "end2end", False))
+        if device == "cpu" and spec.extra.get("torchscript", True):
+            size, generator = spec.input_size, torch.Generator().manual_seed(0)
+            net = traced_forward(
+                net,
+                lambda n: torch.rand(n, 3, size, size, generator=generator).to(device),
+                name=f"yolo {spec.extra.get('yaml', spec.weights)}",
+            )
+            torch.set_num_threads(threads)
+        return cls(spec, net, labels, device, precision, end2end=end2end)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """Letterbox to ``input_size``; ``meta`` keeps the scale and padding."""

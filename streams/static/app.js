@@ -115,7 +115,9 @@ function resultCard(result) {
     card.append(el("div", { class: "pred" }, el("span", { class: "label" }, p.label),
       el("span", { class: "score" }, `${(p.score * 100).toFixed(1)}%`), bar));
   }
-  card.append(el("div", { class: "meta" }, `event ${result.event_id.slice(0, 12)}…`));
+  const stats = result.image_stats || {};
+  card.append(el("div", { class: "meta" }, `${stats.width ?? "?"}×${stats.height ?? "?"} px · brightness `
+    + `${fmt(stats.brightness, 2)} · event ${result.event_id.slice(0, 10)}…`));
   return card;
 }
 
@@ -317,6 +319,9 @@ function drawChart(canvas, series) {
   ctx.strokeStyle = "#2a3642"; ctx.fillStyle = "#8a9aa8"; ctx.font = "10px sans-serif";
   ctx.beginPath(); ctx.moveTo(30, y(0)); ctx.lineTo(width - 10, y(0)); ctx.stroke();
   ctx.fillText(vmax.toFixed(2), 0, y(vmax) + 4); ctx.fillText("0", 18, y(0) + 3);
+  const time = (t) => new Date(t).toLocaleTimeString();
+  ctx.fillText(time(t0), 30, height - 2);
+  if (t1 > t0) ctx.fillText(time(t1), width - 10 - ctx.measureText(time(t1)).width, height - 2);
   [...series.entries()].forEach(([, points], i) => {
     ctx.strokeStyle = COLORS[i % COLORS.length]; ctx.fillStyle = ctx.strokeStyle; ctx.lineWidth = 1.5;
     ctx.beginPath();

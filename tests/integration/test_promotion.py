@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import shutil
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from streams.settings import Settings
 from tests.integration.conftest import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+log = logging.getLogger(__name__)
 
 MODEL = "shapes-ab"
 LABELS = ("red", "green", "blue")
@@ -68,7 +70,7 @@ class Feeder:
             while not self._stop.is_set():
                 source, image = f"cam-{i % SOURCES:02d}", i % len(self.images)
                 event = await publisher.publish(
-                    self.images[image], source_id=source, content_type="image/png"
+                    self.images[image], source_id=source, content_type="image/png", label=LABELS[image % 3]
                 )
                 self.sent.append(Sent(event["event_id"], source, image, time.monotonic()))
                 i += 1
@@ -183,18 +185,20 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
     api = f"{worker.url}/api/models/{MODEL}"
 
     async with Feeder(settings, images) as feeder:
-        # Both variants fill /api/models/{name}, with an A/B verdict.
+        # Both variants fill /api/models/{name}, then the A/B verdict has enough (labelled) data.
         _, report = await _until(
             lambda: _get(api),
-            lambda r: (
-                r[0] == 200 and {"champion@1", "challenger@2"} <= set(r[1]["variants"]) and r[1]["verdict"]
-            ),
+            lambda r: r[0] == 200 and {"champion@1", "challenger@2"} <= set(r[1]["variants"]),
             timeout=90,
         )
+        assert report["verdict"] is not None and "enough_data" in report["verdict"]
+        _, report = await _until(lambda: _get(api), lambda r: r[1]["verdict"]["enough_data"], timeout=60)
         assert report["serving"] == {"champion": "1", "challenger": "2"}
         assert report["routing"]["challenger_weight"] == 0.2
-        assert {"enough_data"} <= set(report["verdict"])
-        assert report["variants"]["challenger@2"]["count"] > 0
+        verdict = report["verdict"]
+        assert verdict["basis"] == "accuracy" and min(verdict["n_champion"], verdict["n_challenger"]) >= 20
+        assert verdict["z"] is not None and 0.0 <= verdict["p_value"] <= 1.0
+        assert report["variants"]["challenger@2"]["count"] >= 20
 
         # Promote the challenger with the CLI while events flow; the worker switches within the poll.
         promoted_at = time.monotonic()
@@ -220,6 +224,10 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
             variants_by_source[s.source_id].add(variant)
         if s.at > switched_at:
             assert (variant, version) == ("champion", "2")
+    served = Counter((r["model"]["variant"], r["model"]["version"]) for r in enriched.values())
+    log.info(
+        "%d events, served %s, switch seen %.1f s after promote", len(sent), served, switched_at - promoted_at
+    )
     assert all(len(v) == 1 for v in variants_by_source.values())
     assert {"champion", "challenger"} == set().union(*variants_by_source.values())
 
@@ -244,8 +252,6 @@ async def test_a_broken_version_keeps_the_old_one_serving(
         failed_at = time.monotonic()
         assert report["aliases"]["champion"] == "2" and report["serving"] == {"champion": "1"}
         assert report["errors"][-1]["version"] == "2" and report["failed"]["2"]
-        metrics = (await asyncio.to_thread(_get, f"{worker.url}/metrics"))[1]
-        assert f'streamvision_model_load_failures_total{{model="{MODEL}",version="2"}} 1.0' in metrics
         await _until(lambda: feeder.sent_after(failed_at), lambda n: n >= 30, timeout=60)
 
         # Rolling back clears the failure status; the old version never stopped serving.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -151,3 +152,30 @@ def test_registry_lifecycle(registry: ModelRegistry, tmp_path: Path):
     assert registry.reference_profile(name, v2) is None
     registry.set_reference_profile(name, v2, {"count": 1})
     assert registry.reference_profile(name, v2) == {"count": 1}
+
+
+def test_cli_against_postgresql(postgres_uri: str, tmp_path: Path):
+    """``streamvision models`` on PostgreSQL, with the bare ``postgresql://`` URI users type."""
+    from model_registry.cli import run_models_command
+    from streams.settings import Settings
+
+    bare = postgres_uri.replace("postgresql+psycopg2://", "postgresql://")
+    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=bare)
+    name = f"it-cli-{uuid.uuid4().hex[:8]}"
+
+    def models(*argv: object) -> str:
+        out = io.StringIO()
+        assert run_models_command(settings, [str(a) for a in argv], out) == 0, out.getvalue()
+        return out.getvalue()
+
+    models("register", name, _artifact_dir(tmp_path, b"one"), "--alias", "champion", "--no-verify")
+    models("register", name, _artifact_dir(tmp_path, b"two"), "--alias", "challenger", "--no-verify")
+    assert "challenger_weight=0.2" in models("route", name, "--challenger-weight", "0.2")
+    table = models("list", name)
+    assert "1        champion" in table and "2        challenger" in table
+    models("promote", name, "2", "--alias", "champion")
+    registry = ModelRegistry(postgres_uri, tmp_path / "artifacts", cache_dir=tmp_path / "cache")
+    assert registry.aliases(name) == {"champion": "2"}
+    models("rollback", name)
+    assert registry.aliases(name) == {"champion": "1"}
+    assert registry.routing(name) == Routing(0.2, "source", 1.0)

@@ -98,6 +98,18 @@ def test_state_round_trips_through_plain_dicts_mid_run() -> None:
     assert restored.to_dict() == tracker.to_dict()
 
 
+def test_resumed_alerts_resolve_after_k_clean_windows() -> None:
+    before = AlertTracker(k_fire=2, k_resolve=2)
+    (_, fired), *_ = feed(before, ["CRITICAL", "CRITICAL"])[-1:]
+    after = AlertTracker(k_fire=2, k_resolve=2)  # a restarted worker, the record read back from a table
+    assert after.resume([fired, {**fired, "alert_id": "x", "state": "RESOLVED"}]) == [fired]
+    assert after.active() == [fired] and after.resume([fired]) == []
+    assert feed(after, ["CRITICAL"], start=2) == []  # still firing: no new record
+    out = feed(after, ["OK", "OK"], start=3, value=0.01)
+    assert [(a["state"], a["alert_id"]) for _, a in out] == [("RESOLVED", fired["alert_id"])]
+    assert after.active() == []
+
+
 def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         AlertTracker(k_fire=0)
