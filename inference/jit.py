@@ -66,6 +66,7 @@ def traced_forward(
     Returns:
         The traced module, or ``module`` when tracing fails or its outputs differ.
     """
+    module = module.eval()  # freezing needs eval mode (a fresh wrapper module starts in training mode)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)

@@ -1,16 +1,15 @@
 """Redis: claim-check payloads, upload results and the inference cache.
 
 Every method degrades instead of failing the stream: when Redis is down, reads return None (a cache
-miss), writes are skipped, and ``up`` turns False so the results API can answer 503. While it is down,
-calls within ``RETRY_AFTER_S`` of the last failure return at once instead of reconnecting (redis-py's
-default of 10 retries with backoff would add seconds to every event).
+miss), writes are skipped, and ``up`` turns False so the results API can answer 503. A failed call is
+retried once, at once (a pooled connection gone stale when Redis restarted reconnects): redis-py's
+default of 10 retries with backoff would add seconds to every event while Redis is down.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -28,7 +27,6 @@ RESULT_PREFIX = "sv:result:"
 CACHE_PREFIX = "sv:cache:"
 UPLOAD_PREFIX = "sv:upload:"
 PENDING = b"__pending__"
-RETRY_AFTER_S = 1.0
 
 
 class RedisStore:
@@ -46,7 +44,6 @@ class RedisStore:
             url, socket_timeout=2.0, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 1)
         )
         self.up = True
-        self._failed_at = 0.0  # monotonic time of the last failed call
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -66,12 +63,9 @@ class RedisStore:
         metrics.REDIS_UP.set(1 if up else 0)
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if not self.up and time.monotonic() - self._failed_at < RETRY_AFTER_S:
-            return None  # down a moment ago: do not wait for a connection per event
         try:
             result = await getattr(self._redis, method)(*args, **kwargs)
         except (RedisError, OSError) as exc:
-            self._failed_at = time.monotonic()
             self._mark(False)
             log.debug("redis %s failed: %s", method, exc)
             return None

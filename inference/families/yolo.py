@@ -79,6 +79,18 @@ def _install_font(directory: Path) -> None:
                 shutil.copyfile(source, folder / name)
 
 
+class FirstOutput(nn.Module):
+    """Only the prediction tensor of a detector that returns ``(predictions, extras)`` (traceable)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return out[0] if isinstance(out, list | tuple) else out
+
+
 class YoloModel(ImageModel):
     """Object detector: boxes in original-image pixels, best first, at most ``spec.top_k``."""
 
@@ -131,7 +143,7 @@ class YoloModel(ImageModel):
         if device == "cpu" and spec.extra.get("torchscript", True):
             size, generator = spec.input_size, torch.Generator().manual_seed(0)
             net = traced_forward(
-                net,
+                FirstOutput(net),
                 lambda n: torch.rand(n, 3, size, size, generator=generator).to(device),
                 name=f"yolo {spec.extra.get('yaml', spec.weights)}",
             )

@@ -32,7 +32,7 @@ from inference.decode import decode_image
 from inference.families import load_model
 from model_registry.cli import run_models_command
 from streams.publisher import ImagePublisher
-from streams.routing import choose_variant
+from streams.routing import choose_variant, in_shadow_sample
 from streams.settings import Settings
 from tests.integration.conftest import read_topic
 
@@ -161,11 +161,11 @@ def _assert_served_by(result: dict, version: str, expected: dict[tuple[str, int]
 
 @pytest.fixture
 def versions(tmp_path: Path) -> dict[str, Path]:
-    """Two random simple_cnn versions with different weights (artifact directories), keyed "1", "2"."""
+    """Three random simple_cnn versions with different weights (artifact directories), keyed "1".."3"."""
     torch.set_num_threads(1)
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         build_simple_cnn(tmp_path / f"ckpt-{seed}", LABELS, input_size=32, seed=seed)
-    return {"1": tmp_path / "ckpt-1", "2": tmp_path / "ckpt-2"}
+    return {str(seed): tmp_path / f"ckpt-{seed}" for seed in (1, 2, 3)}
 
 
 @pytest.fixture
@@ -179,7 +179,8 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
     settings = settings_factory(models=(MODEL,), registry_poll_s=POLL_S, ab_min_samples=20)
     await _models(settings, "register", MODEL, versions["1"], "--alias", "champion")
     await _models(settings, "register", MODEL, versions["2"], "--alias", "challenger")
-    await _models(settings, "route", MODEL, "--challenger-weight", "0.2")
+    await _models(settings, "register", MODEL, versions["3"], "--alias", "shadow")
+    await _models(settings, "route", MODEL, "--challenger-weight", "0.2", "--shadow-sample", "0.5")
     expected = _expected_scores(versions, images)
     worker = await asyncio.to_thread(worker_factory, settings)
     api = f"{worker.url}/api/models/{MODEL}"
@@ -188,13 +189,14 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
         # Both variants fill /api/models/{name}, then the A/B verdict has enough (labelled) data.
         _, report = await _until(
             lambda: _get(api),
-            lambda r: r[0] == 200 and {"champion@1", "challenger@2"} <= set(r[1]["variants"]),
+            lambda r: r[0] == 200 and {"champion@1", "challenger@2", "shadow@3"} <= set(r[1]["variants"]),
             timeout=90,
         )
         assert report["verdict"] is not None and "enough_data" in report["verdict"]
         _, report = await _until(lambda: _get(api), lambda r: r[1]["verdict"]["enough_data"], timeout=60)
-        assert report["serving"] == {"champion": "1", "challenger": "2"}
-        assert report["routing"]["challenger_weight"] == 0.2
+        assert report["serving"] == {"champion": "1", "challenger": "2", "shadow": "3"}
+        assert report["routing"]["challenger_weight"] == 0.2 and report["routing"]["shadow_sample"] == 0.5
+        assert report["variants"]["shadow@3"]["agreement_rate"] is not None  # paired with served results
         verdict = report["verdict"]
         assert verdict["basis"] == "accuracy" and min(verdict["n_champion"], verdict["n_challenger"]) >= 20
         assert verdict["z"] is not None and 0.0 <= verdict["p_value"] <= 1.0
@@ -203,7 +205,9 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
         # Promote the challenger with the CLI while events flow; the worker switches within the poll.
         promoted_at = time.monotonic()
         await _models(settings, "promote", MODEL, "2", "--alias", "champion")
-        await _until(lambda: _get(api), lambda r: r[1]["serving"] == {"champion": "2"}, timeout=30)
+        await _until(
+            lambda: _get(api), lambda r: r[1]["serving"] == {"champion": "2", "shadow": "3"}, timeout=30
+        )
         switched_at = time.monotonic()
         assert switched_at - promoted_at < POLL_S + 10  # a poll, plus slack for a loaded test machine
         await _until(lambda: feeder.sent_after(switched_at), lambda n: n >= 40, timeout=60)
@@ -224,6 +228,16 @@ async def test_ab_routing_and_live_promotion_lose_nothing(
             variants_by_source[s.source_id].add(variant)
         if s.at > switched_at:
             assert (variant, version) == ("champion", "2")
+    # The shadow ran on its sample of events, on images.shadow only.
+    shadowed = {s.event_id for s in sent if in_shadow_sample(s.event_id, MODEL, 0.5, settings.ab_salt)}
+    shadows = {
+        v["event_id"]: v for _, v in await read_topic(settings, settings.topic_shadow, count=len(shadowed))
+    }
+    assert set(shadows) == shadowed and 0.3 < len(shadowed) / len(sent) < 0.7
+    for s in sent:
+        if s.event_id in shadows:
+            assert shadows[s.event_id]["model"]["variant"] == "shadow"
+            _assert_served_by(shadows[s.event_id], "3", expected, s.image)
     served = Counter((r["model"]["variant"], r["model"]["version"]) for r in enriched.values())
     log.info(
         "%d events, served %s, switch seen %.1f s after promote", len(sent), served, switched_at - promoted_at

@@ -48,12 +48,10 @@ async def wait_result(http: aiohttp.ClientSession, url: str, event_id: str) -> t
     raise AssertionError(f"{event_id} still pending after 120 s")
 
 
-async def cache_hits(http: aiohttp.ClientSession, url: str) -> float | None:
-    """``streamvision_cache_hits_total`` of the demo model; None while ``GET /metrics`` fails (it
-    answers 500 until streams/views.py passes its charset as a header: see the issue-6 report)."""
+async def cache_hits(http: aiohttp.ClientSession, url: str) -> float:
+    """``streamvision_cache_hits_total`` of the demo model, from ``GET /metrics``."""
     async with http.get(f"{url}/metrics") as response:
-        if response.status != 200:
-            return None
+        assert response.status == 200
         text = await response.text()
     pattern = rf'^streamvision_cache_hits_total{{model="{DEMO_CLASSIFIER}"}} (\S+)$'
     match = re.search(pattern, text, re.M)
@@ -109,8 +107,7 @@ async def test_upload_then_result_errors_auth_and_cache(settings_factory, worker
         assert statuses[-1] == 200 and again["cached"] is True
         assert again["predictions"] == result["predictions"]
         assert again["model"]["version"] == result["model"]["version"]
-        if hits_before is not None:
-            assert await cache_hits(http, url) == hits_before + 1
+        assert await cache_hits(http, url) == hits_before + 1
 
         # --- a raw body above 1 MB (aiohttp's default limit) and the claim-check threshold ---------
         noise = Image.fromarray(np.random.default_rng(3).integers(0, 256, (620, 620, 3), dtype=np.uint8))

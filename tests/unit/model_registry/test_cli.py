@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.builders import build_simple_cnn, shape_images
+from inference.builders import build_random_clip, build_random_yolo, build_simple_cnn, shape_images
 from model_registry.cli import run_models_command
 from model_registry.registry import ModelRegistry
 from streams.cli import main as streamvision_main
@@ -206,3 +206,30 @@ def test_streamvision_models_with_and_without_separator(
     out = capsys.readouterr().out
     assert f"registered {name} version 1" in out
     assert f"{name}  routing:" in out and f'"name": "{name}"' in out
+
+
+def test_register_clip_directory_with_reference(
+    settings: Settings, registry: ModelRegistry, name: str, tmp_path: Path, reference_dir: Path
+):
+    build_random_clip(tmp_path / "built", ["red", "green", "blue"], image_size=64)  # a save_pretrained dir
+    code, out = models(
+        settings, "register", name, tmp_path / "built" / "clip", "--labels", "red,green,blue",
+        "--prompt", "a photo of a {}.", "--prompt", "a {} shape.", "--reference", reference_dir,
+    )  # fmt: skip
+    assert code == 0, out
+    spec = json.loads((registry.download(name, "1") / "model_spec.json").read_text())
+    assert (spec["family"], spec["task"], spec["input_size"]) == ("clip", "zero-shot-classification", 64)
+    assert spec["prompts"] == ["a photo of a {}.", "a {} shape."]
+    profile = registry.reference_profile(name, "1")
+    assert profile is not None and len(profile["embedding_sample"]) == 12  # CLIP has embeddings
+
+
+def test_register_yolo_checkpoint_takes_its_labels(
+    settings: Settings, registry: ModelRegistry, name: str, tmp_path: Path
+):
+    build_random_yolo(tmp_path / "built", ["person", "fall"], input_size=64)
+    code, out = models(settings, "register", name, tmp_path / "built" / "model.pt", "--input-size", "64")
+    assert code == 0, out
+    assert "(yolo, detection, input 64, 2 labels)" in out
+    spec = json.loads((registry.download(name, "1") / "model_spec.json").read_text())
+    assert spec["labels"] == ["person", "fall"] and spec["weights"] == "model.pt"

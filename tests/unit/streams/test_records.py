@@ -268,12 +268,14 @@ SEEDS = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on corrupt TIFF/EXIF
 @FUZZ
 @given(st.binary(max_size=256), st.sampled_from([None, "image/jpeg", "application/octet-stream"]))
 def test_fuzz_decoder_arbitrary_bytes(data, content_type):
     _decode_or_reject(data, content_type)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on corrupt TIFF/EXIF
 @FUZZ
 @given(st.sampled_from(SEEDS), st.data())
 def test_fuzz_decoder_mutated_images(seed, data):
