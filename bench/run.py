@@ -272,7 +272,9 @@ class Benchmark:
                 warm = max(4, 2 * batch_size)
                 await burst(publisher, collector, frames, warm, timeout=max(120.0, 20 * warm / expected_rate))
                 result: dict[str, Any] = {
-                    "throughput": await burst(publisher, collector, frames, count, timeout)
+                    "throughput": await burst(
+                        publisher, collector, frames, count, timeout, warm_events=batch_size
+                    )
                 }
                 if not naive:
                     rate = result["throughput"]["images_per_s"] / 2

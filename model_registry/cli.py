@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model_registry.checkpoints import FAMILY_TASKS, build_artifact, parse_labels
-from model_registry.types import RegistryError, Routing
+from model_registry.listing import model_json, model_table, routing_text
+from model_registry.types import RegistryError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,16 @@ def run_models_command(
         settings, parsed = parse(settings, argv or ["--help"])
     except SystemExit as exc:
         return int(exc.code or 0)
+    except ValueError as exc:  # a settings flag with an invalid value
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     from model_registry.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
     handler = _COMMANDS[parsed.subcommand]
     try:
         handler(registry, parsed, settings, out)
-    except (RegistryError, ValueError, OSError) as exc:
+    except (RegistryError, ValueError, OSError, ImportError) as exc:  # ImportError: no database driver
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0
@@ -254,13 +258,13 @@ def _verify_and_profile(
 def _list(registry: Any, args: argparse.Namespace, settings: Settings, out: TextIO) -> None:
     models = [registry.model_info(args.name)] if args.name else registry.list_models()
     if args.json:
-        json.dump([_model_json(m) for m in models], out, indent=2, default=str)
+        json.dump([model_json(m) for m in models], out, indent=2, default=str)
         out.write("\n")
         return
     if not models:
         out.write(f"no registered models in {registry.tracking_uri}\n")
     for i, model in enumerate(models):
-        out.write(("\n" if i else "") + _model_table(model))
+        out.write(("\n" if i else "") + model_table(model))
 
 
 def _promote(registry: Any, args: argparse.Namespace, settings: Settings, out: TextIO) -> None:
@@ -322,7 +326,7 @@ _COMMANDS = {
 }
 
 
-# --- output ---------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -330,62 +334,7 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _routing_text(routing: Routing) -> str:
-    return (
-        f"challenger_weight={routing.challenger_weight:g} sticky_by={routing.sticky_by} "
-        f"shadow_sample={routing.shadow_sample:g}"
-    )
-
-
 def _summary(registry: Any, name: str, out: TextIO) -> None:
     aliases = registry.aliases(name)
     text = ", ".join(f"{a}={aliases[a]}" for a in ALIASES if a in aliases) or "none"
-    out.write(f"{name}: aliases {text}; routing {_routing_text(registry.routing(name))}\n")
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces.
-
-    Example:
-        >>> print(format_table(["A", "BB"], [["x", "y"]]), end="")
-        A  BB
-        x  y
-    """
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _model_table(model: Any) -> str:
-    from model_registry.types import HISTORY_TAG_PREFIX, ROUTING_TAG_PREFIX, SPEC_TAG_FIELDS
-
-    model_tags = {
-        k: v for k, v in model.tags.items() if not k.startswith((ROUTING_TAG_PREFIX, HISTORY_TAG_PREFIX))
-    }
-    head = f"{model.name}  routing: {_routing_text(model.routing)}"
-    if model_tags:
-        head += "  tags: " + ", ".join(f"{k}={v}" for k, v in sorted(model_tags.items()))
-    rows = [
-        [
-            v.version,
-            ",".join(v.aliases) or "-",
-            v.tags.get("family", "-"),
-            v.tags.get("task", "-"),
-            v.tags.get("input_size", "-"),
-            v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            ", ".join(f"{k}={t}" for k, t in sorted(v.tags.items()) if k not in SPEC_TAG_FIELDS) or "-",
-            v.description or "",
-        ]
-        for v in model.versions
-    ]
-    headers = ["VERSION", "ALIASES", "FAMILY", "TASK", "INPUT", "CREATED (UTC)", "TAGS", "DESCRIPTION"]
-    return head + "\n" + format_table(headers, rows)
-
-
-def _model_json(model: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(model)
+    out.write(f"{name}: aliases {text}; routing {routing_text(registry.routing(name))}\n")

@@ -79,9 +79,9 @@ def database_uri(uri: str) -> str:
     SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; where only psycopg2 is installed, the
     URI names it (``postgresql+psycopg2://``). Other URIs are returned unchanged.
     """
-    if uri.startswith(("postgresql://", "postgres://")) and importlib.util.find_spec("psycopg") is None:
-        if importlib.util.find_spec("psycopg2") is not None:
-            return "postgresql+psycopg2://" + uri.split("://", 1)[1]
+    bare = uri.startswith(("postgresql://", "postgres://"))
+    if bare and importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + uri.split("://", 1)[1]
     return uri
 
 

@@ -10,7 +10,8 @@ import importlib
 import logging
 from pathlib import Path
 
-from inference.base import ImageModel, ModelSpec
+from inference.base import ImageModel, ModelSpec, Prepared
+from inference.decode import DecodedImage
 from inference.device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -58,4 +59,27 @@ def load_model(artifact_dir: Path, device: str = "cpu", precision: str = "fp32")
     return family_class(spec.family).load(spec, artifact_dir, device=resolved, precision=precision)
 
 
-__all__ = ["FAMILIES", "family_class", "load_model"]
+__all__ = ["FAMILIES", "family_class", "load_model", "prepare_decoded"]
+
+
+def prepare_decoded(model: ImageModel, decoded: DecodedImage) -> Prepared:
+    """``model.prepare(decoded.pixels)``, with sizes in the source image's pixels.
+
+    ``decode_image(..., target_size=...)`` may decode a large JPEG at a reduced scale; the prepared
+    input then records the full ``source_size`` as ``original_size``, and a letterbox ``scale`` in
+    ``meta`` maps source pixels (so detection boxes come back in the original image's pixels).
+
+    Args:
+        model: the loaded model.
+        decoded: the decoded image.
+
+    Returns:
+        The prepared input.
+    """
+    prepared = model.prepare(decoded.pixels)
+    source_w, source_h = decoded.source_size
+    if source_w > 0 and source_h > 0 and (source_w, source_h) != (decoded.width, decoded.height):
+        prepared.original_size = (source_w, source_h)
+        if "scale" in prepared.meta:
+            prepared.meta["scale"] = float(prepared.meta["scale"]) * decoded.width / source_w
+    return prepared

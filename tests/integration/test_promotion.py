@@ -266,6 +266,8 @@ async def test_a_broken_version_keeps_the_old_one_serving(
         failed_at = time.monotonic()
         assert report["aliases"]["champion"] == "2" and report["serving"] == {"champion": "1"}
         assert report["errors"][-1]["version"] == "2" and report["failed"]["2"]
+        metrics = (await asyncio.to_thread(_get, f"{worker.url}/metrics"))[1]
+        assert f'streamvision_model_load_failures_total{{model="{MODEL}",version="2"}} 1.0' in metrics
         await _until(lambda: feeder.sent_after(failed_at), lambda n: n >= 30, timeout=60)
 
         # Rolling back clears the failure status; the old version never stopped serving.

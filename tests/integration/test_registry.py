@@ -154,13 +154,18 @@ def test_registry_lifecycle(registry: ModelRegistry, tmp_path: Path):
     assert registry.reference_profile(name, v2) == {"count": 1}
 
 
-def test_cli_against_postgresql(postgres_uri: str, tmp_path: Path):
-    """``streamvision models`` on PostgreSQL, with the bare ``postgresql://`` URI users type."""
+@pytest.mark.parametrize("backend", ["postgresql", "http"])
+def test_cli_against_real_backends(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """``streamvision models`` on PostgreSQL (the bare ``postgresql://`` URI users type) and on an MLflow
+    server (its own artifact store)."""
     from model_registry.cli import run_models_command
     from streams.settings import Settings
 
-    bare = postgres_uri.replace("postgresql+psycopg2://", "postgresql://")
-    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=bare)
+    if backend == "postgresql":
+        uri = request.getfixturevalue("postgres_uri").replace("postgresql+psycopg2://", "postgresql://")
+    else:
+        uri = request.getfixturevalue("mlflow_server")
+    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=uri)
     name = f"it-cli-{uuid.uuid4().hex[:8]}"
 
     def models(*argv: object) -> str:
@@ -174,8 +179,9 @@ def test_cli_against_postgresql(postgres_uri: str, tmp_path: Path):
     table = models("list", name)
     assert "1        champion" in table and "2        challenger" in table
     models("promote", name, "2", "--alias", "champion")
-    registry = ModelRegistry(postgres_uri, tmp_path / "artifacts", cache_dir=tmp_path / "cache")
+    registry = ModelRegistry.from_settings(settings)
     assert registry.aliases(name) == {"champion": "2"}
     models("rollback", name)
     assert registry.aliases(name) == {"champion": "1"}
     assert registry.routing(name) == Routing(0.2, "source", 1.0)
+    assert (registry.download(name, "2") / "w.pt").read_bytes() == b"two"

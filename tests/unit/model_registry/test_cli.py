@@ -170,6 +170,7 @@ def test_errors_exit_non_zero_and_change_nothing(
     assert models(settings, "list", "no-such-model")[0] == 1
     assert models(settings, "promote", "no-such-model", "1")[0] == 1
     assert models(settings, "frobnicate")[0] == 2
+    assert models(settings, "list", "--max-batch-size", "0")[0] == 2  # an invalid settings flag
     assert models(settings, "route", "no-such-model", "--challenger-weight", "0.1")[0] == 1
     models(settings, "register", name, checkpoints["v1"], "--alias", "champion", "--no-verify")
     assert models(settings, "route", name)[0] == 1  # nothing to change
