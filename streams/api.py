@@ -23,7 +23,7 @@ from schemas.codec import encode
 from streams.app import app, settings
 from streams.publisher import image_event
 from streams.services import runtime
-from streams.topology import raw_images
+from streams.topology import SCHEMA_REGISTRY, raw_images
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -135,7 +135,7 @@ class UploadView(web.View):
             await store.mark_pending(event["event_id"])
             await store.put_upload_image(event["event_id"], data)
         delivery = await raw_images.send(
-            key=event["source_id"], value=encode("ImageEvent", event), force=True
+            key=event["source_id"], value=encode("ImageEvent", event, SCHEMA_REGISTRY), force=True
         )
         await delivery
         return self.json({"event_id": event["event_id"]}, status=202)

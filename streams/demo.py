@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from model_registry.demo import ensure_demo_models
-from schemas.codec import decode
+from schemas.codec import decode, make_registry
 from streams.embedded import EmbeddedError, EmbeddedStack, ensure_topics, port_in_use, settings_topics
 from streams.publisher import ImagePublisher, bootstrap_servers, content_type_for
 from streams.settings import Settings
@@ -102,10 +102,11 @@ async def print_results(settings: Settings) -> None:
         fetch_max_bytes=settings.max_fetch_bytes,
         max_partition_fetch_bytes=settings.max_fetch_bytes,
     )
+    registry = make_registry(settings.schema_registry_url)
     await consumer.start()
     try:
         async for message in consumer:
-            print(format_result(decode(message.value)[1]), flush=True)
+            print(format_result(decode(message.value, registry=registry)[1]), flush=True)
     finally:
         await consumer.stop()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.codec import encode
+from schemas.codec import encode, make_registry
 from streams.records import now_ms
 from streams.settings import Settings
 from streams.store import RedisStore
@@ -75,6 +75,7 @@ class ImagePublisher:
     def __init__(self, settings: Settings, store: RedisStore | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.schema_registry = make_registry(settings.schema_registry_url)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers(settings.broker_url),
             max_request_size=settings.max_request_bytes,
@@ -109,7 +110,9 @@ class ImagePublisher:
         return event
 
     async def publish_event(self, event: dict[str, Any], *, wait: bool = True) -> None:
-        await self.publish_raw(encode("ImageEvent", event), key=event["source_id"], wait=wait)
+        await self.publish_raw(
+            encode("ImageEvent", event, self.schema_registry), key=event["source_id"], wait=wait
+        )
 
     async def publish_raw(self, value: bytes, *, key: str | None, wait: bool = True) -> None:
         """Publish raw bytes to the input topic (tests use it for malformed records)."""

@@ -17,17 +17,12 @@ owns a source's raw partition also owns its stats, and ``table_route`` finds it.
 
 from __future__ import annotations
 
-from schemas.codec import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry, register_codecs
+from schemas.codec import make_registry, register_codecs
 from streams.app import app, settings
 
-
-def _schema_registry() -> SchemaRegistry:
-    if settings.schema_registry_url:
-        return ConfluentSchemaRegistry(settings.schema_registry_url)
-    return LocalSchemaRegistry()
-
-
-CODECS = register_codecs(_schema_registry())
+# One schema registry for every topic, images.raw included (the ingest path decodes with it too).
+SCHEMA_REGISTRY = make_registry(settings.schema_registry_url)
+CODECS = register_codecs(SCHEMA_REGISTRY)
 PARTITIONS = settings.topic_partitions
 
 
