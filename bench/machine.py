@@ -92,3 +92,20 @@ def gpu_memory_mb(pid: int) -> float | None:
         if len(parts) == 2 and parts[0] == str(pid) and parts[1].isdigit():
             return float(parts[1])
     return None
+
+
+def reset_gpu_peak(device: str) -> None:
+    """Start a new peak of torch's GPU memory in this process (no-op on CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_mb(device: str) -> float | None:
+    """Peak GPU memory torch allocated in this process since the last reset (MiB; None on CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 1024**2, 1)

@@ -25,8 +25,8 @@ class BenchOptions:
     seconds: float
     latency_seconds: float
     ceiling_seconds: float
-    clip_size: str | None  # None: "small" on CPU, "vit_b32" on CUDA
-    yolo_size: int
+    clip_size: str | None  # None: "vit_b32" ("small" with --quick)
+    yolo_size: int | None  # None: 640 on CUDA, 320 on CPU and with --quick
     image_size: tuple[int, int]
     keep_data: bool
 
@@ -81,10 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-seconds", type=float, default=None, help="length of the latency run")
     parser.add_argument("--ceiling-seconds", type=float, default=None, help="timing per ceiling measurement")
     parser.add_argument(
-        "--clip-size", choices=CLIP_SIZES, default=None, help="default small (cpu), vit_b32 (cuda)"
+        "--clip-size",
+        choices=CLIP_SIZES,
+        default=None,
+        help="random CLIP size: default vit_b32 (a real CLIP's cost), small with --quick",
     )
     parser.add_argument(
-        "--yolo-size", type=int, default=None, help="YOLO input side (default 640, quick 320)"
+        "--yolo-size",
+        type=int,
+        default=None,
+        help="YOLO input side (default 640 on CUDA, 320 on CPU or with --quick)",
     )
     parser.add_argument("--image-size", type=_size, default=(640, 480), help="camera frames, WxH (640x480)")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir (logs, MLflow)")
@@ -105,8 +111,8 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
     if ns.events is not None and ns.events < 1:
         parser.error("--events must be >= 1")
     quick = ns.quick
-    yolo_size = ns.yolo_size or (320 if quick else 640)
-    if yolo_size % 32:
+    yolo_size = ns.yolo_size
+    if yolo_size is not None and (yolo_size < 32 or yolo_size % 32):
         parser.error("--yolo-size must be a multiple of 32")
     return BenchOptions(
         families=tuple(ns.family),
@@ -117,8 +123,8 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         out=ns.out,
         quick=quick,
         ceiling_only=ns.ceiling_only,
-        seconds=ns.seconds or (2.0 if quick else 6.0),
-        latency_seconds=ns.latency_seconds or (2.0 if quick else 5.0),
+        seconds=ns.seconds or (2.0 if quick else 5.0),
+        latency_seconds=ns.latency_seconds or (2.0 if quick else 4.0),
         ceiling_seconds=ns.ceiling_seconds or (0.5 if quick else 2.0),
         clip_size=ns.clip_size,
         yolo_size=yolo_size,

@@ -1,9 +1,10 @@
 """``streamvision bench``: the benchmark of DESIGN.md's "Performance method", JSON out.
 
-For each family, device and batch size: the ceiling (the model alone on preloaded inputs), the
-pipeline (a real worker process: Kafka → decode → batch → infer → enriched topic, on the real broker)
-and, once per family, the naive pipeline (the same worker with ``max_batch_size=1`` and
-``max_in_flight=1``: one event at a time, like a per-message consumer). Latency is measured at half the
+For each family, device and batch size: the ceiling (the model alone on preloaded inputs, measured
+before and after the pipeline run; the better one counts), the pipeline (a real worker process: Kafka
+→ decode → batch → infer → enriched topic, on the real broker) and, once per family, the naive
+pipeline (the same worker with ``max_batch_size=1`` and ``max_in_flight=1``: one event at a time, like
+a per-message consumer). Latency is measured at half the
 pipeline's peak rate. Everything lives in a temp data dir: a fresh MLflow registry (the models are
 registered there and workers load them the normal way) and, unless ``settings.broker`` names one, an
 embedded broker on a free port.
@@ -21,24 +22,22 @@ import logging
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.ceiling import measure_ceiling, prepare_pool
-from bench.machine import load_average, machine_info, peak_rss_mb
+from bench.machine import gpu_peak_mb, load_average, machine_info, peak_rss_mb, reset_gpu_peak
 from bench.options import BenchOptions, parse_options
 from bench.report import result_row, summarise, targets
 from bench.scenarios import BenchModel, camera_frames, register_models
 from bench.traffic import Collector, RunFailed, burst, steady
-from bench.worker import BenchWorker, WorkerError
+from bench.worker import BenchWorker, WorkerError, worker_settings
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 SCHEMA = "streamvision-bench/1"
-_TOPICS = ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
 
 
 def run_bench(settings: Settings, args: argparse.Namespace | Sequence[str]) -> int:
@@ -66,26 +65,6 @@ def run_bench(settings: Settings, args: argparse.Namespace | Sequence[str]) -> i
     return 1 if any(row["errors"] for row in report["results"]) else 0
 
 
-def worker_settings(base: Settings, model_name: str, batch_size: int, *, naive: bool) -> Settings:
-    """Settings of one benchmark worker: its own app id, topics and port, one model, no cache."""
-    from streams.embedded import free_port
-
-    tag = uuid.uuid4().hex[:8]
-    changes: dict[str, Any] = {
-        "app_id": f"sv-bench-{tag}",
-        "web_port": free_port(),
-        "worker_name": f"bench-{tag}",
-        "models": (model_name,),
-        "registry_poll_s": 3600.0,
-        **{f"topic_{t}": f"bench-{t.replace('_', '-')}-{tag}" for t in _TOPICS},
-    }
-    if naive:
-        changes.update(max_batch_size=1, max_in_flight=1, max_batch_wait_ms=0.0, target_latency_ms=None)
-    else:
-        changes.update(max_batch_size=batch_size, max_in_flight=max(base.max_in_flight, 2 * batch_size))
-    return base.copy(**changes)
-
-
 class Benchmark:
     """One benchmark run (see the module docstring)."""
 
@@ -101,7 +80,11 @@ class Benchmark:
         load_before = load_average()
         device = resolve_device(options.device or self.settings.device)
         precision = options.precision or self.settings.precision
-        clip_size = options.clip_size or ("vit_b32" if device.startswith("cuda") else "small")
+        # A real CLIP's cost: the small random CLIP runs faster than its frames decode, so on a small CPU
+        # it measures JPEG decoding, not the pipeline's efficiency. --quick keeps it small for CI.
+        clip_size = options.clip_size or ("small" if options.quick else "vit_b32")
+        # yolov8n at 640 px runs at about 4 images/s on one CPU thread: 320 px keeps a CPU run short.
+        yolo_size = options.yolo_size or (640 if device.startswith("cuda") and not options.quick else 320)
         configure_torch(self.settings.torch_threads)  # the ceiling runs with the worker's thread count
         rows: list[dict[str, Any]] = []
         with contextlib.ExitStack() as stack:
@@ -125,7 +108,7 @@ class Benchmark:
                 broker = stack.enter_context(EmbeddedBroker(free_port(), tmp / "logs").start())
                 base = base.copy(broker=broker.url)
             log.info("benchmark data in %s; device %s (%s)", tmp, device, precision)
-            models = register_models(base, options.families, clip_size=clip_size, yolo_size=options.yolo_size)
+            models = register_models(base, options.families, clip_size=clip_size, yolo_size=yolo_size)
             frames = camera_frames(16 if options.quick else 64, options.image_size)
             for family in options.families:
                 rows.extend(self._family(base, models[family], frames, tmp))
@@ -159,7 +142,7 @@ class Benchmark:
                 "quick": options.quick,
                 "ceiling_only": options.ceiling_only,
                 "clip_size": clip_size,
-                "yolo_size": options.yolo_size,
+                "yolo_size": yolo_size,
                 "image_size": "x".join(map(str, options.image_size)),
                 "seconds": options.seconds,
                 "latency_seconds": options.latency_seconds,
@@ -184,15 +167,23 @@ class Benchmark:
             pool = prepare_pool(loaded, frames, max_pixels=base.max_image_pixels)
             measured = []
             for batch_size in options.batch_sizes:
-                _reset_gpu_peak(base.device)
+                reset_gpu_peak(base.device)
                 ceiling = measure_ceiling(loaded, pool, batch_size, min_seconds=options.ceiling_seconds)
                 log.info(
                     "%s ceiling at batch %d: %.1f images/s", model.family, batch_size, ceiling["images_per_s"]
                 )
-                gpu = _gpu_peak_mb(base.device)
+                gpu = gpu_peak_mb(base.device)
                 pipeline = None
                 if not options.ceiling_only:
                     pipeline = self._pipeline(base, model, frames, batch_size, ceiling["images_per_s"], tmp)
+                    # Measured again after the pipeline run, the better of the two counts: on a shared
+                    # machine a ceiling caught in a busy moment would flatter pipeline/ceiling.
+                    again = measure_ceiling(loaded, pool, batch_size, min_seconds=options.ceiling_seconds)
+                    runs = [ceiling["images_per_s"], again["images_per_s"]]
+                    ceiling = {
+                        **max(ceiling, again, key=lambda c: c["images_per_s"]),
+                        "runs_images_per_s": runs,
+                    }
                 measured.append((batch_size, ceiling, pipeline, gpu))
         finally:
             loaded.close()
@@ -215,10 +206,11 @@ class Benchmark:
             for batch_size, ceiling, pipeline, gpu in measured
         ]
 
-    def _events(self, expected_rate: float, batch_size: int) -> int:
+    def _events(self, rate: float, batch_size: int) -> int:
+        """Events for a throughput run: about ``--seconds`` at ``rate``, whole batches, at least 4."""
         if self.options.events:
             return self.options.events
-        count = min(20_000, max(16, 4 * batch_size, round(expected_rate * self.options.seconds)))
+        count = min(20_000, max(16, 4 * batch_size, round(rate * self.options.seconds)))
         return -(-count // batch_size) * batch_size
 
     def _pipeline(
@@ -263,14 +255,19 @@ class Benchmark:
         from streams.publisher import ImagePublisher
 
         options = self.options
-        count = self._events(expected_rate, batch_size)
-        timeout = max(120.0, 20 * count / expected_rate)
         collector = Collector(settings)
         await collector.start()
         try:
             async with ImagePublisher(settings) as publisher:
-                warm = max(4, 2 * batch_size)
-                await burst(publisher, collector, frames, warm, timeout=max(120.0, 20 * warm / expected_rate))
+                # The warm-up (first batches, allocator, JIT profiling) also estimates the pipeline's rate,
+                # which sizes the measured burst (the ceiling can be far above it).
+                warm = max(8, 2 * batch_size)
+                warmed = await burst(
+                    publisher, collector, frames, warm, timeout=max(120.0, 20 * warm / expected_rate)
+                )
+                estimate = min(expected_rate * 1.5, warmed["images_per_s"])
+                count = self._events(estimate, batch_size)
+                timeout = max(120.0, 20 * count / estimate)
                 result: dict[str, Any] = {
                     "throughput": await burst(
                         publisher, collector, frames, count, timeout, warm_events=batch_size
@@ -285,18 +282,3 @@ class Benchmark:
         finally:
             await collector.stop()
         return result
-
-
-def _reset_gpu_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _gpu_peak_mb(device: str) -> float | None:
-    if not device.startswith("cuda"):
-        return None
-    import torch
-
-    return round(torch.cuda.max_memory_allocated(device) / 1024**2, 1)

@@ -16,15 +16,35 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from bench.machine import gpu_memory_mb, peak_rss_mb
-from streams.embedded import ensure_topics, settings_topics
+from streams.embedded import ensure_topics, free_port, settings_topics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+_TOPICS = ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
+
+
+def worker_settings(base: Settings, model_name: str, batch_size: int, *, naive: bool) -> Settings:
+    """Settings of one benchmark worker: its own app id, topics and port, one model, no cache."""
+    tag = uuid.uuid4().hex[:8]
+    changes: dict[str, Any] = {
+        "app_id": f"sv-bench-{tag}",
+        "web_port": free_port(),
+        "worker_name": f"bench-{tag}",
+        "models": (model_name,),
+        "registry_poll_s": 3600.0,
+        **{f"topic_{t}": f"bench-{t.replace('_', '-')}-{tag}" for t in _TOPICS},
+    }
+    if naive:
+        changes.update(max_batch_size=1, max_in_flight=1, max_batch_wait_ms=0.0, target_latency_ms=None)
+    else:
+        changes.update(max_batch_size=batch_size, max_in_flight=max(base.max_in_flight, 2 * batch_size))
+    return base.copy(**changes)
 
 
 class WorkerError(RuntimeError):

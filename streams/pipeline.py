@@ -43,6 +43,8 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+FETCH_RETRY_MAX_S = 10.0
+
 
 @dataclass(slots=True)
 class RawRecord:
@@ -65,7 +67,7 @@ class Outputs(Protocol):
     async def dead_letter(self, key: bytes | None, value: dict[str, Any]) -> None: ...
 
 
-FetchRef = Callable[[str], Awaitable[bytes | None]]
+FetchRef = Callable[[str], Awaitable[bytes | None]]  # raises ConnectionError while the store is down
 
 
 class InferenceCache(Protocol):
@@ -245,12 +247,29 @@ class InferencePipeline:
         ref = event["image_ref"]
         if self.fetch_ref is None:
             raise ImageRejected(ErrorType.MISSING_REF, f"image_ref {ref!r} given but no claim-check store")
-        data = await self.fetch_ref(ref)
+        data = await self._fetch_when_available(ref)
         if data is None:
             raise ImageRejected(
                 ErrorType.MISSING_REF, f"image_ref {ref!r} not found (expired or never stored)"
             )
         return data
+
+    async def _fetch_when_available(self, ref: str) -> bytes | None:
+        """Fetch a claim-checked payload, waiting while the store is unreachable.
+
+        The record stays in flight (consumption pauses at ``max_in_flight``) instead of going to the
+        DLQ as MISSING_REF: a payload is only missing when the store answers that it is.
+        """
+        assert self.fetch_ref is not None
+        delay = 0.5
+        while True:
+            try:
+                return await self.fetch_ref(ref)
+            except ConnectionError as exc:
+                level = logging.WARNING if delay == 0.5 else logging.DEBUG
+                log.log(level, "claim-check store unavailable (%s); retrying %s in %.1fs", exc, ref, delay)
+                await asyncio.sleep(delay)
+                delay = min(FETCH_RETRY_MAX_S, delay * 2)
 
     def _decode_and_prepare(
         self, data: bytes, event: dict[str, Any], models: Sequence[ImageModel]

@@ -58,24 +58,26 @@ all_results = app.topic(
 )
 
 # --- tables -------------------------------------------------------------------------------------------
+# Values are plain JSON dicts (value_type=None): Faust treats any value_type as a model class and, with
+# dict, changelog recovery fails ("dict has no attribute from_data") and the partitions stay paused.
 source_stats = app.Table(
     "source_stats",
     key_type=str,
-    value_type=dict,
+    value_type=None,
     partitions=PARTITIONS,
     help="Per source: events served, errors by type, last seen, latency percentiles, top labels.",
 )
 latest_by_source = app.Table(
     "latest_by_source",
     key_type=str,
-    value_type=dict,
+    value_type=None,
     partitions=PARTITIONS,
     help="Per source: the latest enriched result (model, variant, top predictions, timings).",
 )
 variant_stats = app.GlobalTable(
     "variant_stats",
     key_type=str,
-    value_type=dict,
+    value_type=None,
     partitions=PARTITIONS,
     help="Per model|version|variant|partition: counts, latency and confidence quantiles, labels, "
     "accuracy and shadow agreement. Global: every worker sees all partitions for the A/B verdict.",
@@ -87,14 +89,14 @@ variant_stats = app.GlobalTable(
 drift_state = app.GlobalTable(
     "drift_state",
     key_type=str,
-    value_type=dict,
+    value_type=None,
     partitions=PARTITIONS,
     help="Per model|version|source: the latest closed window's DriftStat, metric levels and profile kind.",
 )
 drift_alert_log = app.GlobalTable(
     "drift_alert_log",
     key_type=str,
-    value_type=dict,
+    value_type=None,
     partitions=PARTITIONS,
     help="Per alert_id: the alert's latest DriftAlert record (FIRING = active; the newest RESOLVED kept).",
 )

@@ -160,7 +160,10 @@ async def test_kill_9_of_one_worker_loses_no_event(run, settings_factory, worker
         assert (outcomes.dead[event_id] > 0) == (kind == "bad"), (event_id, kind)
     for event_id in duplicated & set(outcomes.results):  # redelivery reproduces the same result
         first, *others = outcomes.results[event_id]
-        assert all(o["predictions"] == first["predictions"] for o in others), event_id
+        for other in others:  # same labels; scores equal up to float noise of another batch size
+            assert [p["label"] for p in other["predictions"]] == [p["label"] for p in first["predictions"]]
+            scores = zip(other["predictions"], first["predictions"], strict=True)
+            assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in scores), event_id
 
     # Idempotence: one stored result per upload event_id, including the redelivered ones.
     uploads = [i for i, kind in ids.items() if kind == "upload"]

@@ -37,12 +37,13 @@ from PIL import Image
 from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
 from inference.base import ImageModel, ModelOutput, ModelSpec, Prediction, Prepared
 from inference.runner import BatchRunner, Job, predict_isolated
-from schemas.codec import encode
+from schemas.codec import SchemaError, encode
 from streams.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
 from streams.pipeline import InferencePipeline, RawRecord
 from streams.publisher import ImagePublisher, bootstrap_servers, image_event
 from streams.serving import LoadedVersion, ServingSet
 from streams.settings import Settings
+from streams.store import RedisStore
 from tests.integration.conftest import eventually, read_topic, run_sync
 
 integration = pytest.mark.integration
@@ -223,6 +224,44 @@ async def test_records_are_acked_in_offset_order_per_partition(pipeline_parts):
     assert [v["event_id"] for v in outputs.enriched_values] == ["slow"]
 
 
+async def test_an_output_that_cannot_be_published_is_dead_lettered_not_left_in_flight(pipeline_parts):
+    pipeline, _, outputs = pipeline_parts
+
+    async def refuse(key, value):
+        raise SchemaError("value does not fit EnrichedEvent")
+
+    outputs.enriched = refuse
+    acked: list[int] = []
+    await pipeline.submit(RawRecord("raw", 0, 0, b"cam", _jpeg_value(10, "e0"), lambda: acked.append(0)))
+    assert await pipeline.drain(timeout=10)
+    assert acked == [0]
+    (letter,) = outputs.dead_values
+    assert letter["error_type"] == "MODEL_ERROR" and letter["stage"] == "output"
+
+
+@pytest.mark.parametrize("committed", [None, 0, 10])
+def test_faust_would_commit_past_an_unacked_record(committed):
+    """Why the pipeline acks in offset order: faust-streaming 0.15.3 commits past an unacked offset.
+
+    The next offset to read (``committed``) is still in flight, the two after it are acked: Faust
+    returns a commit offset beyond all three. If this starts failing, Faust fixed it.
+    """
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    tp, head = TP("raw", 0), committed or 0
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list, {tp: [head + 1, head + 2]}),
+        _acked_index=defaultdict(set, {tp: {head + 1, head + 2}}),
+        _gap=defaultdict(lambda: None),
+        _committed_offset=defaultdict(lambda: None, {tp: committed}),
+    )
+    assert Consumer._new_offset(consumer, tp) == head + 3  # offset ``head`` would be skipped
+
+
 # --- integration: a real worker ------------------------------------------------------------------------
 def _get(url: str) -> tuple[int, Any]:
     try:
@@ -356,6 +395,42 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
             self._sockets.clear()
+
+
+@integration
+@pytest.mark.slow
+def test_redis_unreachable_claim_checked_events_wait_instead_of_dead_letter(
+    own_redis, settings_factory, worker_factory
+):
+    proxy = TcpProxy(("127.0.0.1", own_redis.port)).start()  # the worker reaches Redis through it
+    try:
+        settings = settings_factory(models=(TINY_MODEL,), redis_url=f"redis://127.0.0.1:{proxy.port}/0")
+        register_tiny_model(settings)
+        worker = worker_factory(settings)
+        image = random_jpeg(np.random.default_rng(11))
+
+        async def publish_claim_checked() -> str:
+            store = RedisStore(own_redis.url)
+            ref = await store.put_payload(image, ttl_s=600)
+            await store.close()
+            async with ImagePublisher(settings) as publisher:
+                event = image_event(source_id="fault-cam", content_type="image/jpeg", image_ref=ref)
+                await publisher.publish_event(event)
+            return event["event_id"]
+
+        proxy.stop()  # a network outage: the payload is in Redis, the worker cannot reach it
+        event_id = run_sync(publish_claim_checked())
+        eventually(worker.log, lambda log: "claim-check store unavailable" in log, timeout=60)
+        dead = run_sync(read_topic(settings, settings.topic_dlq, count=1, timeout=3))
+        assert not dead, f"dead-lettered while Redis was unreachable: {dead}"
+
+        proxy = TcpProxy(("127.0.0.1", own_redis.port), port=proxy.port).start()
+        served = _served(settings, event_id, timeout=90)
+        assert served["image_stats"]["width"] == 48
+        assert not run_sync(read_topic(settings, settings.topic_dlq, count=1, timeout=3))
+        assert worker.process.poll() is None
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture
