@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -90,7 +91,10 @@ class WorkerRuntime(Service):
 
     async def on_start(self) -> None:
         if settings.redis_url:
-            self.store = RedisStore(settings.redis_url, ttl_s=settings.result_ttl_s)
+            registry_id = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
+            self.store = RedisStore(
+                settings.redis_url, ttl_s=settings.result_ttl_s, cache_namespace=registry_id
+            )
             await self.store.ping()
         else:
             log.warning("no Redis configured: claim-check, upload results and the cache are off")

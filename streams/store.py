@@ -40,14 +40,20 @@ class RedisStore:
     Args:
         url: redis:// or unix:// URL.
         ttl_s: Default TTL of results and cache entries.
+        cache_namespace: Prefix of inference-cache keys naming the model registry: version numbers
+            restart at 1 in every registry, so two registries sharing one Redis must not share entries.
     """
 
-    def __init__(self, url: str, ttl_s: int = 3600) -> None:
+    def __init__(self, url: str, ttl_s: int = 3600, cache_namespace: str = "") -> None:
         self.url = url
         self.ttl_s = ttl_s
+        self.cache_namespace = cache_namespace
         retry = Retry(ExponentialBackoff(cap=0.1, base=0.01), 3)  # 0.02 + 0.04 + 0.08 s
         self._redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry=retry)
         self.up = True
+
+    def _cache_key(self, model: str, version: str, content_hash: str) -> str:
+        return f"{CACHE_PREFIX}{self.cache_namespace}:{model}:{version}:{content_hash}"
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -122,10 +128,10 @@ class RedisStore:
 
     # --- inference cache ---------------------------------------------------------------------------
     async def cached_output(self, model: str, version: str, content_hash: str) -> dict[str, Any] | None:
-        raw = await self._call("get", f"{CACHE_PREFIX}{model}:{version}:{content_hash}")
+        raw = await self._call("get", self._cache_key(model, version, content_hash))
         return None if raw is None else json.loads(raw)
 
     async def cache_output(self, model: str, version: str, content_hash: str, output: dict[str, Any]) -> None:
         await self._call(
-            "set", f"{CACHE_PREFIX}{model}:{version}:{content_hash}", json.dumps(output), ex=self.ttl_s
+            "set", self._cache_key(model, version, content_hash), json.dumps(output), ex=self.ttl_s
         )
