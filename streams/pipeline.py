@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from inference.base import ErrorType, ImageModel, ImageRejected, ModelOutput, Pr
 from inference.batcher import BatcherClosed
 from inference.decode import DecodedImage, decode_image
 from inference.runner import BatchInfo, Job, Result
+from schemas.codec import SchemaRegistry
 from streams import metrics
 from streams.records import dead_letter, enriched_event, parse_image_event
 from streams.routing import choose_variant, in_shadow_sample
@@ -42,6 +43,7 @@ from streams.serving import LoadedVersion, ModelCatalog
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FETCH_RETRY_MAX_S = 10.0
 
@@ -129,6 +131,7 @@ class InferencePipeline:
         outputs: Sends results and dead letters, returning after broker acknowledgement.
         fetch_ref: Loads a claim-checked payload by reference (None: image_ref is unsupported).
         cache: Inference cache; a hit serves the cached output without running the model.
+        schema_registry: Where ImageEvent schema ids are looked up (None: the local ``.avsc`` ids).
     """
 
     def __init__(
@@ -138,8 +141,10 @@ class InferencePipeline:
         outputs: Outputs,
         fetch_ref: FetchRef | None = None,
         cache: InferenceCache | None = None,
+        schema_registry: SchemaRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.schema_registry = schema_registry
         self.catalog = catalog
         self.outputs = outputs
         self.fetch_ref = fetch_ref
@@ -179,7 +184,7 @@ class InferencePipeline:
         event: dict[str, Any] | None = None
         stage = "parse"
         try:
-            event = parse_image_event(record.value)
+            event = await self._when_available("schema registry", record.offset, self._parse, record.value)
             stage = "route"
             plan = self._plan(event)
             stage = "fetch"
@@ -247,27 +252,32 @@ class InferencePipeline:
         ref = event["image_ref"]
         if self.fetch_ref is None:
             raise ImageRejected(ErrorType.MISSING_REF, f"image_ref {ref!r} given but no claim-check store")
-        data = await self._fetch_when_available(ref)
+        data = await self._when_available("claim-check store", ref, self.fetch_ref, ref)
         if data is None:
             raise ImageRejected(
                 ErrorType.MISSING_REF, f"image_ref {ref!r} not found (expired or never stored)"
             )
         return data
 
-    async def _fetch_when_available(self, ref: str) -> bytes | None:
-        """Fetch a claim-checked payload, waiting while the store is unreachable.
+    async def _parse(self, value: bytes | None) -> dict[str, Any]:
+        return parse_image_event(value, registry=self.schema_registry)
+
+    async def _when_available(
+        self, service: str, item: object, call: Callable[[Any], Awaitable[T]], arg: Any
+    ) -> T:
+        """``await call(arg)``, waiting with backoff while ``service`` is unreachable.
 
         The record stays in flight (consumption pauses at ``max_in_flight``) instead of going to the
-        DLQ as MISSING_REF: a payload is only missing when the store answers that it is.
+        DLQ: a claim-checked payload is only missing, and a schema id only unknown, when the service
+        answers so (a ``ConnectionError`` means it did not answer).
         """
-        assert self.fetch_ref is not None
         delay = 0.5
         while True:
             try:
-                return await self.fetch_ref(ref)
+                return await call(arg)
             except ConnectionError as exc:
                 level = logging.WARNING if delay == 0.5 else logging.DEBUG
-                log.log(level, "claim-check store unavailable (%s); retrying %s in %.1fs", exc, ref, delay)
+                log.log(level, "%s unavailable (%s); retrying %s in %.1fs", service, exc, item, delay)
                 await asyncio.sleep(delay)
                 delay = min(FETCH_RETRY_MAX_S, delay * 2)
 

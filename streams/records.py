@@ -10,7 +10,7 @@ from typing import Any
 
 from inference.base import ErrorType, ImageRejected, ModelOutput
 from inference.decode import DecodedImage
-from schemas.codec import SchemaError, decode
+from schemas.codec import SchemaError, SchemaRegistry, decode
 
 MIN_CAPTURED_AT_MS = 946_684_800_000  # 2000-01-01: older timestamps are clock errors
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000
@@ -21,17 +21,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def parse_image_event(value: bytes | None, *, now: int | None = None) -> dict[str, Any]:
-    """Decode and validate one ``images.raw`` value.
+def parse_image_event(
+    value: bytes | None, *, registry: SchemaRegistry | None = None, now: int | None = None
+) -> dict[str, Any]:
+    """Decode and validate one ``images.raw`` value (schema ids from ``registry``, default: local).
 
     Raises:
+        RegistryUnavailableError: a remote schema registry did not answer (retry; not the event's fault).
         ImageRejected: SCHEMA_ERROR for bytes that are not an ImageEvent, INVALID_EVENT for an event
             whose fields make no sense (empty or huge ids, absurd ``captured_at``, no image at all).
     """
     if not value:
         raise ImageRejected(ErrorType.SCHEMA_ERROR, "empty record value")
     try:
-        name, event = decode(value)
+        name, event = decode(value, registry=registry)
     except SchemaError as exc:
         raise ImageRejected(ErrorType.SCHEMA_ERROR, str(exc)) from exc
     if name != "ImageEvent":

@@ -105,7 +105,12 @@ class WorkerRuntime(Service):
         fetch = self.store.get_payload if self.store else None
         cache = self.store if self.store is not None and settings.inference_cache else None
         self.pipeline = InferencePipeline(
-            settings, self.models, FaustOutputs(self.store), fetch_ref=fetch, cache=cache
+            settings,
+            self.models,
+            FaustOutputs(self.store),
+            fetch_ref=fetch,
+            cache=cache,
+            schema_registry=topology.SCHEMA_REGISTRY,
         )
         self.pipeline_created.set()
 

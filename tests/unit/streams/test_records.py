@@ -285,3 +285,16 @@ def test_fuzz_decoder_mutated_images(seed, data):
         image[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(1, len(image)))
     _decode_or_reject(bytes(image[:cut]), "image/png")
+
+
+def test_an_unreachable_schema_registry_is_not_the_events_fault() -> None:
+    """A remote registry that does not answer raises RegistryUnavailableError (the pipeline waits and
+    retries) instead of an ImageRejected that would dead-letter a valid event."""
+    from schemas.codec import make_registry
+    from schemas.registry import RegistryUnavailableError
+    from streams.embedded import free_port
+
+    registry = make_registry(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    value = b"\x00\x00\x00\x00\x07" + b"\x02"  # Confluent framing, schema id 7
+    with pytest.raises(RegistryUnavailableError):
+        parse_image_event(value, registry=registry)
