@@ -34,6 +34,7 @@ import numpy as np
 from inference.base import ErrorType, ImageModel, ImageRejected, ModelOutput, Prediction, Prepared
 from inference.batcher import BatcherClosed
 from inference.decode import DecodedImage, decode_image
+from inference.families import prepare_decoded
 from inference.runner import BatchInfo, Job, Result
 from schemas.codec import SchemaRegistry
 from streams import metrics
@@ -289,8 +290,10 @@ class InferencePipeline:
             event.get("content_type"),
             max_bytes=self.settings.max_image_bytes,
             max_pixels=self.settings.max_image_pixels,
+            # JPEG draft decoding at the largest input any routed model needs: far less work per image.
+            target_size=max((model.spec.input_size for model in models), default=None),
         )
-        return decoded, [model.prepare(decoded.pixels) for model in models]
+        return decoded, [prepare_decoded(model, decoded) for model in models]
 
     async def _enqueue(self, work: _Work, prepared: Prepared) -> None:
         try:
@@ -303,7 +306,7 @@ class InferencePipeline:
                 return
             work.version = version
             prepared = await asyncio.get_running_loop().run_in_executor(
-                self._decode_pool, version.model.prepare, work.decoded.pixels
+                self._decode_pool, prepare_decoded, version.model, work.decoded
             )
             await version.runner.submit(Job(prepared, work))
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Faust's defaults (1 MB) only log a warning and drop larger records: raise them.
     max_request_bytes: int = Field(16 * MB, description="Producer max request size (bytes).")
     max_fetch_bytes: int = Field(32 * MB, description="Consumer max fetch size per partition (bytes).")
+    fetch_wait_ms: int = Field(
+        100, description="Longest time a fetch waits at the broker for data (Faust's own is 1500 ms)."
+    )
     session_timeout_s: float = Field(10.0, description="Consumer group session timeout.")
     heartbeat_interval_s: float = Field(1.0, description="Consumer group heartbeat interval.")
     commit_interval_s: float = Field(1.0, description="How often acknowledged offsets are committed.")

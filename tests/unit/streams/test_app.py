@@ -1,0 +1,27 @@
+"""The Faust app built from the settings."""
+
+from __future__ import annotations
+
+from streams.app import create_app
+from streams.settings import Settings
+
+
+async def test_worker_consumer_uses_the_configured_fetch_wait() -> None:
+    settings = Settings(fetch_wait_ms=42, max_fetch_bytes=20_000_000, session_timeout_s=7)
+    app = create_app(settings)
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 42  # Faust's own value is a fixed 1500 ms
+        assert consumer._max_partition_fetch_bytes == 20_000_000
+        assert consumer._session_timeout_ms == 7000
+    finally:
+        await consumer.stop()
+
+
+def test_creating_apps_twice_does_not_stack_the_fetch_wait_patch() -> None:
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create_app(Settings())
+    first = AIOKafkaConsumerThread._create_worker_consumer
+    create_app(Settings())
+    assert AIOKafkaConsumerThread._create_worker_consumer.__wrapped__ is first.__wrapped__
