@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,7 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bench.machine import gpu_memory_mb, peak_rss_mb
-from streams.embedded import ensure_topics, free_port, settings_topics
+from streams.embedded import ensure_topics, free_port, settings_topics, spawn_worker
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,17 +80,8 @@ class BenchWorker:
             WorkerError: the process exited or was not ready in time.
         """
         asyncio.run(ensure_topics(self.settings.broker_url, settings_topics(self.settings)))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
-        env.update(self.settings.to_env())
         began = time.monotonic()
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn_worker(self.settings, self.log_path)
         self._wait_ready()
         self.started_s = time.monotonic() - began
         if self.settings.device != "cpu":

@@ -22,7 +22,14 @@ from aiokafka import AIOKafkaConsumer
 
 from model_registry.demo import ensure_demo_models
 from schemas.codec import decode, make_registry
-from streams.embedded import EmbeddedError, EmbeddedStack, ensure_topics, port_in_use, settings_topics
+from streams.embedded import (
+    EmbeddedError,
+    EmbeddedStack,
+    ensure_topics,
+    port_in_use,
+    settings_topics,
+    spawn_worker,
+)
 from streams.publisher import ImagePublisher, bootstrap_servers, content_type_for
 from streams.settings import Settings
 from streams.store import RedisStore
@@ -112,22 +119,7 @@ async def print_results(settings: Settings) -> None:
 
 
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    log_path = settings.data_dir / "logs" / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**_clean_env(), **settings.to_env()}
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _clean_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
+    return spawn_worker(settings, settings.data_dir / "logs" / "worker.log", append=True)
 
 
 def stop_process(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:

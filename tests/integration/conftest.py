@@ -7,9 +7,7 @@ Factories hand out uuid-named apps and topics, so tests never share state.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +19,14 @@ from typing import Any
 import pytest
 import redis
 
-from streams.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port, settings_topics
+from streams.embedded import (
+    EmbeddedBroker,
+    EmbeddedRedis,
+    ensure_topics,
+    free_port,
+    settings_topics,
+    spawn_worker,
+)
 from streams.publisher import bootstrap_servers
 from streams.settings import Settings
 
@@ -127,15 +132,7 @@ def worker_factory(tmp_path: Path):
     def start(settings: Settings, *, wait_ready: bool = True, timeout: float = 180) -> WorkerProcess:
         run_sync(ensure_topics(bootstrap_servers(settings.broker_url), settings_topics(settings)))
         log_path = tmp_path / f"worker-{len(started)}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
-        env.update(settings.to_env())
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = spawn_worker(settings, log_path)
         worker = WorkerProcess(settings, process, log_path)
         started.append(worker)
         if wait_ready:

@@ -12,8 +12,6 @@ import io
 import json
 import os
 import struct
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -29,7 +27,7 @@ from PIL import Image
 
 from bench.soak import TINY_MODEL, register_tiny_model
 from schemas.codec import decode, encode, header
-from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics
+from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics, spawn_worker
 from streams.publisher import ImagePublisher, bootstrap_servers, image_event
 from streams.settings import Settings
 from streams.store import RedisStore
@@ -195,14 +193,7 @@ def worker_run(
     register_tiny_model(settings)
     asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), settings_topics(settings)))
     log_path = tmp / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env={**env, **settings.to_env()},
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = spawn_worker(settings, log_path)
     worker = WorkerProcess(settings, process, log_path)
     try:
         wait_http(worker.url + "/ready", process, 180, log_path)

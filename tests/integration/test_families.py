@@ -8,9 +8,7 @@ covers the three families; each test then checks its family's enriched records.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from PIL import Image
 from inference.base import ModelSpec
 from inference.builders import build_random_clip, build_random_yolo, build_simple_cnn
 from model_registry.service import open_registry
-from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics
+from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics, spawn_worker
 from streams.publisher import ImagePublisher
 from streams.settings import Settings
 from tests.integration.conftest import read_topic, run_sync, wait_http
@@ -95,15 +93,7 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
     models = _register(settings, tmp / "models")
     run_sync(ensure_topics(settings.broker_url, settings_topics(settings)))
     log_path = tmp / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMVISION_")}
-    env.update(settings.to_env())
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = spawn_worker(settings, log_path)
     try:
         wait_http(f"http://127.0.0.1:{settings.web_port}/ready", process, 240, log_path)
         sent = run_sync(_send_all(settings, models))
