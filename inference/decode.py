@@ -58,6 +58,16 @@ class ImageStats:
     contrast: float
     sharpness: float
 
+    def as_record(self) -> dict[str, float | int]:
+        """The ``image_stats`` record of an EnrichedEvent."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "sharpness": self.sharpness,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:

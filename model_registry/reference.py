@@ -43,17 +43,10 @@ def _decoded(paths: list[Path], max_bytes: int, max_pixels: int) -> Iterator[Dec
 
 def reference_event(decoded: DecodedImage, output: ModelOutput, task: str) -> dict[str, Any]:
     """The EnrichedEvent fields a profile reads, for one reference image."""
-    stats = decoded.stats
     return {
         "model": {"task": task},
         "predictions": [{"label": p.label, "score": float(p.score)} for p in output.predictions],
-        "image_stats": {
-            "width": stats.width,
-            "height": stats.height,
-            "brightness": stats.brightness,
-            "contrast": stats.contrast,
-            "sharpness": stats.sharpness,
-        },
+        "image_stats": decoded.stats.as_record(),
         "embedding": None if output.embedding is None else output.embedding.tolist(),
     }
 

@@ -67,7 +67,6 @@ def enriched_event(
     processed_at: int | None = None,
 ) -> dict[str, Any]:
     """The EnrichedEvent for one served (or shadow) prediction."""
-    stats = decoded.stats
     return {
         "event_id": event["event_id"],
         "source_id": event["source_id"],
@@ -85,13 +84,7 @@ def enriched_event(
             }
             for p in output.predictions
         ],
-        "image_stats": {
-            "width": stats.width,
-            "height": stats.height,
-            "brightness": stats.brightness,
-            "contrast": stats.contrast,
-            "sharpness": stats.sharpness,
-        },
+        "image_stats": decoded.stats.as_record(),
         "timings": timings,
         "batch_size": batch_size,
         "worker": worker,

@@ -180,3 +180,15 @@ def eventually(fetch, accept, timeout: float = 30.0, interval: float = 0.5):
         result = fetch()
     assert accept(result), f"condition not met within {timeout}s: last result {result!r}"
     return result
+
+
+async def topic_partitions(bootstrap: str) -> dict[str, int]:
+    """Every topic on the broker and its partition count."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
+    finally:
+        await admin.close()

@@ -16,7 +16,6 @@ import psutil
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.embedded import (
     EmbeddedBroker,
@@ -28,6 +27,7 @@ from streams.embedded import (
     kafka_metadata_ok,
 )
 from streams.settings import MB, Settings
+from tests.integration.conftest import topic_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +47,13 @@ def _gone(pid: int, timeout_s: float = 10.0) -> bool:
     return False
 
 
-async def _partitions(bootstrap: str) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
-    finally:
-        await admin.close()
-
-
 async def test_topics_created_with_partition_counts(broker: EmbeddedBroker):
     tag = uuid.uuid4().hex[:8]
     wanted = {f"a-{tag}": 4, f"b-{tag}": 1, f"c-{tag}": 7}
 
     assert sorted(await ensure_topics(broker.url, wanted)) == sorted(wanted)
     assert await ensure_topics(broker.bootstrap, wanted) == []  # idempotent
-    existing = await _partitions(broker.bootstrap)
+    existing = await topic_partitions(broker.bootstrap)
     assert {name: existing[name] for name in wanted} == wanted
 
 

@@ -44,7 +44,7 @@ from streams.publisher import ImagePublisher, bootstrap_servers, image_event
 from streams.serving import LoadedVersion, ServingSet
 from streams.settings import Settings
 from streams.store import RedisStore
-from tests.integration.conftest import eventually, read_topic, run_sync
+from tests.integration.conftest import eventually, read_topic, run_sync, topic_partitions
 
 integration = pytest.mark.integration
 POISON = 250  # a fake-model input whose first pixel is this bright makes the model raise
@@ -497,17 +497,6 @@ def test_registry_unreachable_current_versions_keep_serving_and_watcher_backs_of
         proxy.stop()
 
 
-async def _topics(bootstrap: str) -> dict[str, int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
-    finally:
-        await admin.close()
-
-
 @integration
 @pytest.mark.slow
 def test_broker_restart_worker_waits_and_resumes(tmp_path, settings_factory, worker_factory):
@@ -520,7 +509,7 @@ def test_broker_restart_worker_waits_and_resumes(tmp_path, settings_factory, wor
         first = run_sync(_publish(settings, random_jpeg(rng)))
         _served(settings, first)
 
-        topics = run_sync(_topics(broker.bootstrap))  # memory-only broker: recreate them after
+        topics = run_sync(topic_partitions(broker.bootstrap))  # memory-only broker: recreate them after
         broker.stop()
         eventually(worker.log, lambda log: "Unable connect to node" in log, timeout=60)  # it noticed
         broker = EmbeddedBroker(broker.port, tmp_path / "own-broker-2").start()
