@@ -29,6 +29,7 @@ class BenchOptions:
     yolo_size: int | None  # None: 640 on CUDA, 320 on CPU and with --quick
     image_size: tuple[int, int]
     keep_data: bool
+    workers: int = 1  # worker processes per pipeline run, one consumer group (e.g. several per GPU)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--image-size", type=_size, default=(640, 480), help="camera frames, WxH (640x480)")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir (logs, MLflow)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes per pipeline run, in one consumer group (default 1; several can share a GPU)",
+    )
     return parser
 
 
@@ -110,6 +117,8 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
     ns = parser.parse_args(argv)
     if ns.events is not None and ns.events < 1:
         parser.error("--events must be >= 1")
+    if ns.workers < 1:
+        parser.error("--workers must be >= 1")
     quick = ns.quick
     yolo_size = ns.yolo_size
     if yolo_size is not None and (yolo_size < 32 or yolo_size % 32):
@@ -130,4 +139,5 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         yolo_size=yolo_size,
         image_size=ns.image_size,
         keep_data=ns.keep_data,
+        workers=ns.workers,
     )

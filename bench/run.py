@@ -33,7 +33,7 @@ from bench.options import BenchOptions, parse_options
 from bench.report import result_row, summarise, targets
 from bench.scenarios import BenchModel, camera_frames, register_models
 from bench.traffic import Collector, RunFailed, burst, steady
-from bench.worker import BenchWorker, WorkerError, worker_settings
+from bench.worker import BenchWorker, WorkerError, group_settings, worker_settings
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ class Benchmark:
                 "image_size": "x".join(map(str, options.image_size)),
                 "seconds": options.seconds,
                 "latency_seconds": options.latency_seconds,
+                "workers": options.workers,
             },
             "bench_peak_rss_mb": peak_rss_mb(),
             "results": rows,
@@ -224,17 +225,26 @@ class Benchmark:
         *,
         naive: bool = False,
     ) -> dict[str, Any]:
-        settings = worker_settings(base, model.name, batch_size, naive=naive)
+        settings = worker_settings(base, model.name, batch_size, naive=naive, workers=self.options.workers)
         label = f"{model.family} {'naive' if naive else f'batch {batch_size}'}"
-        log_path = tmp / f"worker-{model.family}-{'naive' if naive else batch_size}.log"
+        name = f"worker-{model.family}-{'naive' if naive else batch_size}"
         try:
-            with BenchWorker(settings, log_path) as worker:
-                log.info("%s: worker ready in %.1fs", label, worker.started_s)
+            with contextlib.ExitStack() as stack:
+                workers = [
+                    stack.enter_context(BenchWorker(member, tmp / f"{name}-{i}.log"))
+                    for i, member in enumerate(group_settings(settings, self.options.workers))
+                ]
+                for worker in workers:  # each one ready again after the group's last rebalance
+                    worker.wait_ready()
+                started_s = max(w.started_s or 0.0 for w in workers)
+                log.info("%s: %d worker(s) ready in %.1fs", label, len(workers), started_s)
                 result = asyncio.run(self._traffic(settings, frames, batch_size, expected_rate, naive))
+                gpu = [mb for mb in (w.peak_gpu_mb() for w in workers) if mb is not None]
                 result.update(
-                    worker_start_s=round(worker.started_s or 0.0, 1),
-                    peak_rss_mb=worker.peak_rss_mb(),
-                    gpu_memory_mb=worker.peak_gpu_mb(),
+                    workers=len(workers),
+                    worker_start_s=round(started_s, 1),
+                    peak_rss_mb=max((w.peak_rss_mb() or 0.0 for w in workers), default=None),  # per worker
+                    gpu_memory_mb=sum(gpu) if gpu else None,  # all workers together
                 )
         except (WorkerError, RunFailed) as exc:
             log.error("%s failed: %s", label, exc)

@@ -46,9 +46,11 @@ def markdown(report: dict[str, Any]) -> str:
     """
     machine = report["machine"]
     gpu = machine.get("gpu")
+    workers = report.get("options", {}).get("workers", 1)
+    group = f", {workers} worker processes per pipeline run" if workers > 1 else ""
     lines = [
         f"Machine: {machine['cpu_model']}, {machine['cpu_cores']} cores, torch {machine['torch']}, "
-        f"{gpu['name'] if gpu else 'no GPU'} (run {report['started_at']})",
+        f"{gpu['name'] if gpu else 'no GPU'} (run {report['started_at']}{group})",
         "",
         "| " + " | ".join(title for title, _ in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

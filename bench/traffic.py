@@ -24,7 +24,7 @@ from schemas.codec import decode
 from streams.publisher import ImagePublisher, bootstrap_servers
 from streams.settings import Settings
 
-SOURCES = 8  # camera ids: events are keyed by source, spread over the partitions
+SOURCES = 128  # camera ids: events are keyed by source; 128 spread evenly enough over 4 or 8 partitions
 
 
 @dataclass(slots=True)

@@ -27,11 +27,15 @@ log = logging.getLogger(__name__)
 _TOPICS = ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
 
 
-def worker_settings(base: Settings, model_name: str, batch_size: int, *, naive: bool) -> Settings:
-    """Settings of one benchmark worker: its own app id, topics and port, one model, no cache."""
+def worker_settings(
+    base: Settings, model_name: str, batch_size: int, *, naive: bool, workers: int = 1
+) -> Settings:
+    """Settings of one benchmark run: its own app id, topics and port, one model, no cache, and at
+    least one partition per worker."""
     tag = uuid.uuid4().hex[:8]
     changes: dict[str, Any] = {
         "app_id": f"sv-bench-{tag}",
+        "topic_partitions": max(base.topic_partitions, workers),
         "web_port": free_port(),
         "worker_name": f"bench-{tag}",
         "models": (model_name,),
@@ -43,6 +47,14 @@ def worker_settings(base: Settings, model_name: str, batch_size: int, *, naive: 
     else:
         changes.update(max_batch_size=batch_size, max_in_flight=max(base.max_in_flight, 2 * batch_size))
     return base.copy(**changes)
+
+
+def group_settings(settings: Settings, workers: int) -> list[Settings]:
+    """``workers`` members of one consumer group: the same app id and topics, each its own name and port."""
+    members = [settings]
+    for i in range(1, workers):
+        members.append(settings.copy(worker_name=f"{settings.worker_name}-{i}", web_port=free_port()))
+    return members
 
 
 class WorkerError(RuntimeError):
@@ -82,14 +94,19 @@ class BenchWorker:
         asyncio.run(ensure_topics(self.settings.broker_url, settings_topics(self.settings)))
         began = time.monotonic()
         self.process = spawn_worker(self.settings, self.log_path)
-        self._wait_ready()
+        self.wait_ready()
         self.started_s = time.monotonic() - began
         if self.settings.device != "cpu":
             self._sampler = threading.Thread(target=self._sample_gpu, name="gpu-sampler", daemon=True)
             self._sampler.start()
         return self
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
+        """Wait for ``GET /ready`` (again after a group rebalance, for example).
+
+        Raises:
+            WorkerError: the process exited or was not ready in time.
+        """
         assert self.process is not None
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:

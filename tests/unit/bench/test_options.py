@@ -34,6 +34,7 @@ def test_lists_and_sizes_parse() -> None:
     assert options.families == ("classifier", "yolo")
     assert options.batch_sizes == (2, 4)
     assert options.image_size == (320, 240)
+    assert options.workers == 1 and parse_options(["--workers", "3"]).workers == 3
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,7 @@ def test_lists_and_sizes_parse() -> None:
         ["--events", "0"],
         ["--yolo-size", "300"],
         ["--image-size", "640"],
+        ["--workers", "0"],
     ],
 )
 def test_invalid_options_exit(argv: list[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from streams.app import create_app
 from streams.settings import Settings
 
@@ -25,3 +27,21 @@ def test_creating_apps_twice_does_not_stack_the_fetch_wait_patch() -> None:
     first = AIOKafkaConsumerThread._create_worker_consumer
     create_app(Settings())
     assert AIOKafkaConsumerThread._create_worker_consumer.__wrapped__ is first.__wrapped__
+
+
+def test_a_quiet_worker_does_not_turn_debug_logging_on() -> None:
+    """Faust's worker sets the root logger to DEBUG at --loglevel warn (for its terminal spinner):
+    every debug record of Faust and aiokafka would then be built. Ours keeps the level asked for."""
+    import logging
+
+    app = create_app(Settings())
+    worker = app.conf.Worker(app, loglevel="warn", stdout=io.StringIO(), stderr=io.StringIO())
+    root, level, handlers = logging.getLogger(), logging.getLogger().level, logging.getLogger().handlers[:]
+    try:
+        worker._setup_logging()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("faust.topics").isEnabledFor(logging.DEBUG)
+        assert worker.spinner is None
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
