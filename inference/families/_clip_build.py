@@ -29,14 +29,28 @@ _SIZES = {
 }
 
 
+def bytes_to_unicode() -> dict[int, str]:
+    """The byte -> printable character table of GPT-2 and CLIP tokenizers (their vocabulary's alphabet).
+
+    Written out here because transformers moves it between releases.
+
+    >>> table = bytes_to_unicode()
+    >>> table[ord("a")], table[ord(" ")], len(set(table.values()))
+    ('a', 'Ġ', 256)
+    """
+    printable = (*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1))
+    table = {byte: chr(byte) for byte in (*printable, *range(ord("®"), ord("ÿ") + 1))}
+    for extra, byte in enumerate(b for b in range(256) if b not in table):
+        table[byte] = chr(256 + extra)
+    return table
+
+
 def learn_merges(texts: Sequence[str], max_merges: int = 2000) -> list[tuple[str, str]]:
     """Byte-pair merges learnt from ``texts`` (lowercased words, end-of-word marked with ``</w>``).
 
     >>> learn_merges(["aa aa b"], max_merges=1)
     [('a', 'a</w>')]
     """
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
     byte_symbol = bytes_to_unicode()
     words: Counter[tuple[str, ...]] = Counter()
     for text in texts:
@@ -92,7 +106,6 @@ def _merge(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
 
 def write_vocab(directory: Path, merges: Sequence[tuple[str, str]]) -> dict[str, int]:
     """Write ``vocab.json`` and ``merges.txt`` (OpenAI's CLIP layout) and return the vocabulary."""
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
     symbols = list(bytes_to_unicode().values())
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [BOS, EOS]

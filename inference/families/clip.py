@@ -116,6 +116,12 @@ class ClipModel(ImageModel):
             torch.cuda.empty_cache()
 
 
+def projected(features: Any) -> torch.Tensor:
+    """The projected embeddings from ``get_image_features``/``get_text_features``: a tensor in
+    transformers 4.x, a model output carrying them as ``pooler_output`` in 5.x."""
+    return features if isinstance(features, torch.Tensor) else features.pooler_output
+
+
 class ImageFeatures(nn.Module):
     """``pixels -> image embeddings`` (unnormalised): the part of CLIP that runs per batch."""
 
@@ -124,9 +130,7 @@ class ImageFeatures(nn.Module):
         self.model = model
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        features = self.model.get_image_features(pixel_values=pixels)
-        # transformers may return a model output instead of a tensor
-        return features if isinstance(features, torch.Tensor) else features.pooler_output
+        return projected(self.model.get_image_features(pixel_values=pixels))
 
 
 def _example_input(size: int, device: str) -> Callable[[int], torch.Tensor]:
@@ -161,7 +165,7 @@ def encode_labels(
             max_length=max_length,
             return_tensors="pt",
         ).to(device)
-        chunks.append(F.normalize(model.get_text_features(**tokens).float(), dim=-1))
+        chunks.append(F.normalize(projected(model.get_text_features(**tokens)).float(), dim=-1))
     per_prompt = torch.cat(chunks).view(len(labels), len(prompts), -1)
     return F.normalize(per_prompt.mean(dim=1), dim=-1)
 
