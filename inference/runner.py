@@ -60,12 +60,16 @@ def predict_isolated(model: ImageModel, batch: Sequence[Prepared]) -> list[Resul
             raise RuntimeError(f"model returned {len(outputs)} outputs for {len(batch)} inputs")
         return list(outputs)
     except Exception as exc:
+        log.debug("batch of %d failed", len(batch), exc_info=exc)
+        # The traceback's frames hold the failed attempt's tensors (GPU memory after an OOM): drop them.
+        exc.__traceback__ = None
         if len(batch) == 1:
             return [exc]
         log.warning("batch of %d failed (%s: %s); retrying in halves", len(batch), type(exc).__name__, exc)
-        _empty_device_cache(model)
-        middle = len(batch) // 2
-        return predict_isolated(model, batch[:middle]) + predict_isolated(model, batch[middle:])
+    # Retried outside the except block, so that nothing of the failed attempt is still referenced.
+    _empty_device_cache(model)
+    middle = len(batch) // 2
+    return predict_isolated(model, batch[:middle]) + predict_isolated(model, batch[middle:])
 
 
 def _empty_device_cache(model: ImageModel) -> None:
