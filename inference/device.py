@@ -98,21 +98,6 @@ def enforce_threads(expected: int | None = None) -> None:
         torch.set_num_threads(want)
 
 
-def serving_dtype(device: str, precision: str) -> torch.dtype:
-    """The dtype of a network served as a whole graph: fp16/bf16 weights on CUDA when asked, else float32.
-
-    A TorchScript trace does not follow autocast, so on CUDA the traced network's weights and inputs
-    are converted instead (see ``inference.jit``).
-
-    >>> serving_dtype("cpu", "fp16"), serving_dtype("cuda", "fp32")
-    (torch.float32, torch.float32)
-    """
-    if precision not in _PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: expected one of {sorted(_PRECISIONS)}")
-    dtype = _PRECISIONS[precision] if device.startswith("cuda") else None
-    return dtype or torch.float32
-
-
 @contextlib.contextmanager
 def autocast(device: str, precision: str) -> Iterator[None]:
     """Mixed precision for the forward pass: fp16/bf16 autocast on CUDA, nothing on CPU or for fp32.

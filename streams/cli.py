@@ -64,8 +64,6 @@ def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str((settings.data_dir / "ultralytics").resolve()))
-    if settings.gil_switch_interval_ms is not None:
-        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     from streams.app import app
 
     sys.argv = ["streamvision", "worker", "--loglevel", settings.log_level, *faust_args]

@@ -85,12 +85,6 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="Autocast precision on CUDA.")
     torch_threads: int = Field(1, description="Intra-op threads per worker (1 is best on small machines).")
     decode_threads: int = Field(2, description="Threads decoding and preprocessing images.")
-    gil_switch_interval_ms: float | None = Field(
-        None,
-        gt=0,
-        description="Python's thread switch interval in the worker (default 5 ms); shorter lets the "
-        "event loop and decode threads get the GIL back sooner on many-core machines.",
-    )
     max_batch_size: int = Field(16, description="Micro-batch size limit.")
     max_batch_wait_ms: float = Field(10.0, description="Longest wait after the first queued item.")
     target_latency_ms: float | None = Field(

@@ -5,8 +5,8 @@ averaged over the prompts of each label and normalised again (prompt ensembling)
 ``softmax(logit_scale * cosine(image, label))``; the output's ``embedding`` is the normalised image
 embedding. Image preprocessing follows ``preprocessor_config.json`` when present (resize the short
 side, centre crop, OpenAI's mean/std) but runs in Pillow and on the device, not in the processor.
-The image tower is served as a frozen TorchScript trace on CPU and CUDA (``inference.jit``: no GIL during the
-forward pass), in fp16/bf16 weights on CUDA when asked; ``extra["torchscript"] = False`` keeps it eager.
+On CPU the image tower is served as a frozen TorchScript trace (``inference.jit``: no GIL during the
+forward pass); ``extra["torchscript"] = False`` keeps it eager.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import nn
 from transformers import CLIPModel, CLIPTokenizer
 
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prepared
-from inference.device import enforce_threads, serving_dtype, to_device
+from inference.device import autocast, enforce_threads, to_device
 from inference.families._common import center_crop_resize, channel_tensor, normalise, stack, top_k
 from inference.jit import traced_forward
 
@@ -48,19 +48,10 @@ class ClipModel(ImageModel):
     ) -> None:
         super().__init__(spec, device, precision)
         self.model = model
-        # The image tower runs in the serving dtype (fp16/bf16 weights on CUDA when asked) and, unless
-        # the spec says otherwise, as a frozen trace: CPU or CUDA, an eager forward re-takes the GIL per
-        # operator and starves beside the decode threads (inference.jit).
-        self._dtype = serving_dtype(device, precision)
-        self.image_features: nn.Module = ImageFeatures(model).to(self._dtype)
-        if spec.extra.get("torchscript", True):
-            half = self._dtype != torch.float32
+        self.image_features: nn.Module = ImageFeatures(model)
+        if device == "cpu" and spec.extra.get("torchscript", True):
             self.image_features = traced_forward(
-                self.image_features,
-                _example_input(spec.input_size, device, self._dtype),
-                name="CLIP image tower",
-                rtol=2e-2 if half else 1e-3,
-                atol=2e-2 if half else 1e-3,
+                self.image_features, _example_input(spec.input_size, device), name="CLIP image tower"
             )
         self.text_embeddings = text_embeddings  # labels x dim, L2-normalised, float32, on device
         self._mean = channel_tensor([255.0 * m for m in processor.get("image_mean", OPENAI_MEAN)], device)
@@ -108,9 +99,9 @@ class ClipModel(ImageModel):
         if not batch:
             return []
         enforce_threads()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             pixels = normalise(to_device(stack(batch), self.device), self._mean, self._std)
-            features = self.image_features(pixels.to(self._dtype))
+            features = self.image_features(pixels)
             image = F.normalize(features.float(), dim=-1)
             probs = (self._logit_scale * image @ self.text_embeddings.T).softmax(dim=-1)
         embeddings = image.cpu().numpy().astype(np.float32, copy=False)
@@ -142,9 +133,9 @@ class ImageFeatures(nn.Module):
         return projected(self.model.get_image_features(pixel_values=pixels))
 
 
-def _example_input(size: int, device: str, dtype: torch.dtype) -> Callable[[int], torch.Tensor]:
+def _example_input(size: int, device: str) -> Callable[[int], torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    return lambda batch_size: torch.randn(batch_size, 3, size, size, generator=generator).to(device, dtype)
+    return lambda batch_size: torch.randn(batch_size, 3, size, size, generator=generator).to(device)
 
 
 @torch.inference_mode()
