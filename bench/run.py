@@ -34,6 +34,7 @@ from bench.report import result_row, summarise, targets
 from bench.scenarios import BenchModel, camera_frames, register_models
 from bench.traffic import Collector, RunFailed, burst, steady
 from bench.worker import BenchWorker, WorkerError, group_settings, worker_settings
+from streams.embedded import stop_on_signals
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def run_bench(settings: Settings, args: argparse.Namespace | Sequence[str]) -> i
     """
     argv = getattr(args, "bench_args", args) or []
     options = parse_options(list(argv))
+    stop_on_signals()  # `kill` stops the workers and the broker too, not only this process
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
         report = Benchmark(settings, options).run()
     text = json.dumps(report, indent=2, default=str)

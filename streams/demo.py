@@ -29,6 +29,7 @@ from streams.embedded import (
     port_in_use,
     settings_topics,
     spawn_worker,
+    stop_on_signals,
 )
 from streams.publisher import ImagePublisher, bootstrap_servers, content_type_for
 from streams.settings import Settings
@@ -172,9 +173,7 @@ async def _demo(
 
 def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | None = None) -> int:
     """Run the demo until Ctrl-C/SIGTERM. Returns the exit code."""
-    # SIGTERM stops like Ctrl-C; SIGINT is reset too, since a shell starting us in the background ignores it.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_signals()  # SIGTERM stops like Ctrl-C
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # keep the console to the result lines
     if port_in_use(settings.web_port, settings.web_host):
         print(

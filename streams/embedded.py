@@ -104,6 +104,17 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def stop_on_signals() -> None:
+    """Make SIGTERM (and SIGINT) raise ``KeyboardInterrupt`` in the main thread.
+
+    Then ``with`` blocks unwind and stop the worker, broker and Redis processes they started; Python's
+    default SIGTERM ends the process at once and leaves them running. SIGINT is reset too, since a shell
+    that starts us in the background ignores it.
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the kernel's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
