@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Debian packages the test suite uses: promtool (Prometheus rule checks), Chromium
-# (the dashboard's browser test). Installed when missing and apt-get is usable; tests skip otherwise.
-SYSTEM_TOOLS := promtool chromium
-SYSTEM_PACKAGES := prometheus chromium
+# Debian packages the test suite uses: promtool (Prometheus rule checks), Chromium (the dashboard's
+# browser test), shellcheck (container scripts). Installed when missing and apt-get is usable; tests skip otherwise.
+SYSTEM_TOOLS := promtool chromium shellcheck
+SYSTEM_PACKAGES := prometheus chromium shellcheck
 
 .PHONY: install system-deps demo test test-fast lint bench clean
 
