@@ -22,7 +22,7 @@ class StreamWorker(faust.Worker):
 
     At log levels WARN and above, faust-streaming 0.15.3 sets the root logger to DEBUG so that a
     spinner turns on every record. Every ``log.debug`` in Faust and aiokafka then builds a record
-    (Faust logs each produced value): a quarter of the event loop's time in a profiled benchmark
+    (Faust logs each produced value): a fifth of the event loop's time in a profiled benchmark
     worker. A worker is a service, not a terminal; the level asked for is the level used.
     """
 
