@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from streams.app import app
-from streams.drift_runtime import drift
+from streams.runtime.drift import drift
 from streams.topology import all_results
 
 log = logging.getLogger(__name__)

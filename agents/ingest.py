@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from streams.app import app
-from streams.pipeline import RawRecord
-from streams.services import runtime
+from streams.pipeline.core import RawRecord
+from streams.runtime.services import runtime
 from streams.topology import raw_images
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams import stats
 from streams.app import app
-from streams.services import runtime
+from streams.runtime.services import runtime
+from streams.tables import stats
 from streams.topology import dead_letters, enriched, latest_by_source, source_stats
 
 UNKNOWN_SOURCE = "unknown"

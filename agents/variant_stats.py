@@ -6,9 +6,9 @@ from functools import partial
 
 from monitoring.abtest import VariantStats
 from streams.app import app
-from streams.table_cache import WriteBehind
+from streams.tables.cache import WriteBehind
+from streams.tables.variants import ShadowPairs, variant_key
 from streams.topology import all_results, variant_stats
-from streams.variants import ShadowPairs, variant_key
 
 
 @app.agent(all_results)

@@ -160,7 +160,7 @@ class Benchmark:
         self, base: Settings, model: BenchModel, frames: list[bytes], tmp: Path
     ) -> list[dict[str, Any]]:
         from inference.families import load_model
-        from model_registry.service import open_registry
+        from streams.runtime.models import open_registry
 
         options = self.options
         loaded = load_model(
@@ -264,7 +264,7 @@ class Benchmark:
     async def _traffic(
         self, settings: Settings, frames: list[bytes], batch_size: int, expected_rate: float, naive: bool
     ) -> dict[str, Any]:
-        from streams.publisher import ImagePublisher
+        from streams.io.publisher import ImagePublisher
 
         options = self.options
         collector = Collector(settings)

@@ -112,7 +112,7 @@ def register_models(
     Returns:
         family -> the registered model.
     """
-    from model_registry.service import open_registry
+    from streams.runtime.models import open_registry
 
     registry = open_registry(settings)
     models: dict[str, BenchModel] = {}

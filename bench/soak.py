@@ -57,7 +57,7 @@ def register_tiny_model(settings: Settings, name: str = TINY_MODEL, input_size: 
         The registered version.
     """
     from inference.builders import build_simple_cnn
-    from model_registry.service import open_registry
+    from streams.runtime.models import open_registry
 
     registry = open_registry(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +158,7 @@ async def soak(
     Returns:
         The JSON-ready result (``passed`` and the numbers behind it).
     """
-    from streams.publisher import ImagePublisher
+    from streams.io.publisher import ImagePublisher
 
     warmup_s = duration_s * 0.1 if warmup_s is None else warmup_s
     metrics_url = worker_url + "/metrics"
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_ping,
         settings_topics,
     )
-    from streams.publisher import bootstrap_servers
+    from streams.io.publisher import bootstrap_servers
 
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from inference.builders import build_efficientnet_lite0
-from model_registry.service import open_registry
+from streams.runtime.models import open_registry
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import faust
 from streams.settings import Settings
 
 # Modules that declare agents, pages and timers; imported by app.discover() at worker start.
-DISCOVER = ("agents", "streams.views", "streams.api", "streams.drift_views")
+DISCOVER = ("agents", "streams.web.views", "streams.web.api", "streams.web.drift")
 
 
 class StreamWorker(faust.Worker):

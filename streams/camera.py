@@ -24,9 +24,9 @@ from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
 
-from streams.publisher import IMAGE_SUFFIXES, ImagePublisher
+from streams.io.publisher import IMAGE_SUFFIXES, ImagePublisher
+from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.store import RedisStore
 
 log = logging.getLogger(__name__)
 

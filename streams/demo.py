@@ -31,9 +31,9 @@ from streams.embedded import (
     spawn_worker,
     stop_on_signals,
 )
-from streams.publisher import ImagePublisher, bootstrap_servers, content_type_for
+from streams.io.publisher import ImagePublisher, bootstrap_servers, content_type_for
+from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.store import RedisStore
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180

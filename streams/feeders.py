@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from streams.publisher import ImagePublisher, content_type_for, image_files
+from streams.io.publisher import ImagePublisher, content_type_for, image_files
+from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.store import RedisStore
 
 log = logging.getLogger(__name__)
 

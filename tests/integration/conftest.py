@@ -27,7 +27,7 @@ from streams.embedded import (
     settings_topics,
     spawn_worker,
 )
-from streams.publisher import bootstrap_servers
+from streams.io.publisher import bootstrap_servers
 from streams.settings import Settings
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"

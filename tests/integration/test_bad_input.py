@@ -28,9 +28,9 @@ from PIL import Image
 from bench.soak import TINY_MODEL, register_tiny_model
 from schemas.codec import decode, encode, header
 from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics, spawn_worker
-from streams.publisher import ImagePublisher, bootstrap_servers, image_event
+from streams.io.publisher import ImagePublisher, bootstrap_servers, image_event
+from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.store import RedisStore
 from tests.integration.conftest import WorkerProcess, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from model_registry.demo import ensure_demo_models
+from streams.io.store import PAYLOAD_PREFIX
 from streams.settings import Settings
-from streams.store import PAYLOAD_PREFIX
 from tests.integration.conftest import read_topic
 
 pytestmark = pytest.mark.integration

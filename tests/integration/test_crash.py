@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
 from schemas.codec import decode
 from streams.embedded import free_port
-from streams.publisher import ImagePublisher, bootstrap_servers
+from streams.io.publisher import ImagePublisher, bootstrap_servers
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

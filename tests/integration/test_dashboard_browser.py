@@ -181,7 +181,7 @@ class ScriptedApi:
         self.thread.join(10)
 
     def _serve(self) -> None:
-        static = Path(__file__).resolve().parents[2] / "streams" / "static"
+        static = Path(__file__).resolve().parents[2] / "streams" / "web" / "static"
 
         async def index(request: web.Request) -> web.FileResponse:
             return web.FileResponse(static / "index.html")

@@ -20,9 +20,9 @@ from PIL import Image
 
 from inference.base import ModelSpec
 from inference.builders import build_random_clip, build_random_yolo, build_simple_cnn
-from model_registry.service import open_registry
 from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics, spawn_worker
-from streams.publisher import ImagePublisher
+from streams.io.publisher import ImagePublisher
+from streams.runtime.models import open_registry
 from streams.settings import Settings
 from tests.integration.conftest import read_topic, run_sync, wait_http
 

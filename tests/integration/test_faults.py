@@ -39,11 +39,11 @@ from inference.base import ImageModel, ModelOutput, ModelSpec, Prediction, Prepa
 from inference.runner import BatchRunner, Job, predict_isolated
 from schemas.codec import SchemaError, encode
 from streams.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
-from streams.pipeline import InferencePipeline, RawRecord
-from streams.publisher import ImagePublisher, bootstrap_servers, image_event
-from streams.serving import LoadedVersion, ServingSet
+from streams.io.publisher import ImagePublisher, bootstrap_servers, image_event
+from streams.io.store import RedisStore
+from streams.pipeline.core import InferencePipeline, RawRecord
+from streams.pipeline.serving import LoadedVersion, ServingSet
 from streams.settings import Settings
-from streams.store import RedisStore
 from tests.integration.conftest import eventually, read_topic, run_sync, topic_partitions
 
 integration = pytest.mark.integration

@@ -31,8 +31,8 @@ from inference.builders import build_simple_cnn
 from inference.decode import decode_image
 from inference.families import load_model
 from model_registry.cli import run_models_command
-from streams.publisher import ImagePublisher
-from streams.routing import choose_variant, in_shadow_sample
+from streams.io.publisher import ImagePublisher
+from streams.pipeline.routing import choose_variant, in_shadow_sample
 from streams.settings import Settings
 from tests.integration.conftest import read_topic
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from inference.base import ErrorType, ImageRejected
 from schemas.codec import AvroCodec, SchemaError, decode, default_registry, encode, header
 from schemas.registry import SCHEMA_NAMES
-from streams.records import parse_image_event
+from streams.pipeline.records import parse_image_event
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)
 

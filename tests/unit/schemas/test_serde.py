@@ -16,7 +16,7 @@ from inference.base import ErrorType, ImageRejected
 from schemas import records
 from schemas.registry import SCHEMA_DIR, SCHEMA_NAMES, LocalSchemaRegistry, SchemaError, schema_id
 from schemas.serde import AvroSerializer, decode, default_registry, encode, header, serializer_for
-from streams.records import parse_image_event
+from streams.pipeline.records import parse_image_event
 
 Factories = dict[str, Callable[..., Any]]
 

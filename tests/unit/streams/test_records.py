@@ -16,7 +16,7 @@ from PIL import Image
 from inference.base import ErrorType, ImageRejected, ModelOutput, Prediction
 from inference.decode import DecodedImage, decode_image
 from schemas.codec import decode, encode, header
-from streams.records import (
+from streams.pipeline.records import (
     MAX_CLOCK_SKEW_MS,
     MAX_ID_CHARS,
     MIN_CAPTURED_AT_MS,

@@ -4,9 +4,9 @@ import pytest
 
 from inference.base import ModelSpec
 from model_registry.types import Routing
-from streams.pipeline import InferencePipeline
-from streams.routing import choose_variant, in_shadow_sample
-from streams.serving import LoadedVersion, ServingSet
+from streams.pipeline.core import InferencePipeline
+from streams.pipeline.routing import choose_variant, in_shadow_sample
+from streams.pipeline.serving import LoadedVersion, ServingSet
 from streams.settings import Settings
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams import stats
+from streams.tables import stats
 
 
 def _result(event_id: str, label: str, total_ms: float, processed_at: int = 10) -> dict:

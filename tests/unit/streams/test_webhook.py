@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from streams.embedded import free_port
-from streams.webhook import AlertWebhook
+from streams.io.webhook import AlertWebhook
 
 Receiver = tuple[str, list[dict], list[int]]
 

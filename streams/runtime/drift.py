@@ -22,10 +22,10 @@ from monitoring.profile import ReferenceProfile
 from monitoring.windows import ALL_SOURCES
 from streams import topology
 from streams.app import settings as app_settings
-from streams.drift_state import state_key, state_row, update_gauges
-from streams.services import runtime, send_acknowledged
+from streams.io.webhook import AlertWebhook
+from streams.runtime.drift_state import state_key, state_row, update_gauges
+from streams.runtime.services import runtime, send_acknowledged
 from streams.settings import Settings
-from streams.webhook import AlertWebhook
 
 log = logging.getLogger(__name__)
 

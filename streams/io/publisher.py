@@ -15,9 +15,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode, make_registry
-from streams.records import now_ms
+from streams.io.store import RedisStore
+from streams.pipeline.records import now_ms
 from streams.settings import Settings
-from streams.store import RedisStore
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 

@@ -21,8 +21,8 @@ from inference.base import ImageRejected
 from inference.decode import decode_image
 from schemas.codec import encode
 from streams.app import app, settings
-from streams.publisher import image_event
-from streams.services import runtime
+from streams.io.publisher import image_event
+from streams.runtime.services import runtime
 from streams.topology import SCHEMA_REGISTRY, raw_images
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust import web
 
 from streams.app import app, settings
-from streams.drift_runtime import drift
+from streams.runtime.drift import drift
 from streams.topology import drift_alert_log, drift_state
 
 RECENT_ALERTS = 50

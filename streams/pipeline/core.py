@@ -38,9 +38,9 @@ from inference.families import prepare_decoded
 from inference.runner import BatchInfo, Job, Result
 from schemas.codec import SchemaRegistry
 from streams import metrics
-from streams.records import dead_letter, enriched_event, parse_image_event
-from streams.routing import choose_variant, in_shadow_sample
-from streams.serving import LoadedVersion, ModelCatalog
+from streams.pipeline.records import dead_letter, enriched_event, parse_image_event
+from streams.pipeline.routing import choose_variant, in_shadow_sample
+from streams.pipeline.serving import LoadedVersion, ModelCatalog
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

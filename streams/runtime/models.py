@@ -25,7 +25,7 @@ from inference.runner import BatchRunner, ResultHandler
 from model_registry.registry import ModelRegistry
 from model_registry.types import NotFoundError
 from streams import metrics
-from streams.serving import LoadedVersion, Routing, ServingSet
+from streams.pipeline.serving import LoadedVersion, Routing, ServingSet
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ from typing import Any
 
 from mode import Service
 
-from model_registry.service import ModelRegistryService
 from schemas.codec import SchemaError
 from streams import metrics, topology
 from streams.app import app, settings
-from streams.live import LiveHub
-from streams.pipeline import InferencePipeline
-from streams.store import RedisStore
+from streams.io.store import RedisStore
+from streams.pipeline.core import InferencePipeline
+from streams.runtime.live import LiveHub
+from streams.runtime.models import ModelRegistryService
 
 log = logging.getLogger(__name__)
 

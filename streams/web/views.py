@@ -6,11 +6,12 @@ from dataclasses import asdict
 
 from faust import web
 
-from streams import metrics, stats
+from streams import metrics
 from streams.app import app, settings
-from streams.services import runtime
+from streams.runtime.services import runtime
+from streams.tables import stats
+from streams.tables.variants import model_report
 from streams.topology import latest_by_source, source_stats, variant_stats
-from streams.variants import model_report
 
 
 @app.page("/health")
