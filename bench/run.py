@@ -34,7 +34,7 @@ from bench.report import result_row, summarise, targets
 from bench.scenarios import BenchModel, camera_frames, register_models
 from bench.traffic import Collector, RunFailed, burst, steady
 from bench.worker import BenchWorker, WorkerError, group_settings, worker_settings
-from streams.embedded import stop_on_signals
+from streams.devstack.processes import stop_on_signals
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class Benchmark:
                 log_level="warn",
             )
             if not options.ceiling_only and base.broker is None:
-                from streams.embedded import EmbeddedBroker, free_port
+                from streams.devstack.broker import EmbeddedBroker
+                from streams.devstack.processes import free_port
 
                 broker = stack.enter_context(EmbeddedBroker(free_port(), tmp / "logs").start())
                 base = base.copy(broker=broker.url)

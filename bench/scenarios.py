@@ -130,7 +130,7 @@ def register_models(
 
 def sample_photos() -> list[Path]:
     """Real photos shipped by installed packages (found without importing them) and this project."""
-    photos = [Path(__file__).resolve().parent.parent / "streams" / "samples" / "grace_hopper.jpg"]
+    photos = [Path(__file__).resolve().parent.parent / "streams" / "feeders" / "samples" / "grace_hopper.jpg"]
     for package, folder, names in (
         ("ultralytics", "assets", ("bus.jpg", "zidane.jpg")),
         ("sklearn", "datasets/images", ("china.jpg", "flower.jpg")),
@@ -162,7 +162,7 @@ def camera_frames(
     """
     photos = [Image.open(p).convert("RGB") for p in sample_photos()]
     if not photos:
-        raise RuntimeError("no sample photos found (ultralytics/sklearn assets, streams/samples)")
+        raise RuntimeError("no sample photos found (ultralytics/sklearn assets, streams/feeders/samples)")
     rng = np.random.default_rng(seed)
     width, height = size
     frames = []

@@ -241,16 +241,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start an embedded broker, Redis (the local one if it answers), MLflow and one worker; soak it."""
-    from streams.demo import start_worker, stop_process, wait_ready
-    from streams.embedded import (
-        EmbeddedBroker,
-        EmbeddedRedis,
-        ensure_topics,
-        free_port,
-        redis_ping,
-        settings_topics,
-    )
-    from streams.io.publisher import bootstrap_servers
+    from streams.devstack.broker import EmbeddedBroker
+    from streams.devstack.processes import free_port
+    from streams.devstack.redis import EmbeddedRedis, redis_ping
+    from streams.feeders.demo import start_worker, stop_process, wait_ready
+    from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
 
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -21,7 +21,8 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer
 
 from schemas.codec import decode
-from streams.io.publisher import ImagePublisher, bootstrap_servers
+from streams.io.kafka import bootstrap_servers
+from streams.io.publisher import ImagePublisher
 from streams.settings import Settings
 
 SOURCES = 128  # camera ids: events are keyed by source; 128 spread evenly enough over 4 or 8 partitions

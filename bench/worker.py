@@ -20,7 +20,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from bench.machine import gpu_memory_mb, peak_rss_mb
-from streams.embedded import ensure_topics, free_port, settings_topics, spawn_worker
+from streams.devstack.processes import free_port
+from streams.devstack.worker import spawn_worker
+from streams.io.kafka import ensure_topics, settings_topics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Gather sample images into one folder at image build time, for the compose camera feeder.
 
-The images come from installed packages: StreamVision's own ``streams/samples`` and the photos
+The images come from installed packages: StreamVision's own ``streams/feeders/samples`` and the photos
 ultralytics ships in its assets. They are located with ``importlib.util.find_spec``, which imports
 neither package (importing ultralytics writes a settings file and may try the network)::
 
@@ -20,7 +20,7 @@ log = logging.getLogger("streamvision.collect_samples")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 # (package, folder inside it) pairs that hold sample images.
-SOURCES: tuple[tuple[str, str], ...] = (("streams", "samples"), ("ultralytics", "assets"))
+SOURCES: tuple[tuple[str, str], ...] = (("streams", "feeders/samples"), ("ultralytics", "assets"))
 
 
 def package_dir(package: str) -> Path | None:

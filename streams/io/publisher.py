@@ -15,16 +15,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode, make_registry
+from streams.io.kafka import bootstrap_servers
 from streams.io.store import RedisStore
 from streams.pipeline.records import now_ms
 from streams.settings import Settings
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
-
-def bootstrap_servers(broker_url: str) -> str:
-    """``kafka://host:9092;host2:9092`` → ``host:9092,host2:9092`` (aiokafka's form)."""
-    return ",".join(part.split("://", 1)[-1] for part in broker_url.replace(";", ",").split(","))
 
 
 def content_type_for(path: Path) -> str:

@@ -19,15 +19,11 @@ from typing import Any
 import pytest
 import redis
 
-from streams.embedded import (
-    EmbeddedBroker,
-    EmbeddedRedis,
-    ensure_topics,
-    free_port,
-    settings_topics,
-    spawn_worker,
-)
-from streams.io.publisher import bootstrap_servers
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.processes import free_port
+from streams.devstack.redis import EmbeddedRedis
+from streams.devstack.worker import spawn_worker
+from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
 from streams.settings import Settings
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"

@@ -27,8 +27,11 @@ from PIL import Image
 
 from bench.soak import TINY_MODEL, register_tiny_model
 from schemas.codec import decode, encode, header
-from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics, spawn_worker
-from streams.io.publisher import ImagePublisher, bootstrap_servers, image_event
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.processes import free_port
+from streams.devstack.worker import spawn_worker
+from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
+from streams.io.publisher import ImagePublisher, image_event
 from streams.io.store import RedisStore
 from streams.settings import Settings
 from tests.integration.conftest import WorkerProcess, wait_http

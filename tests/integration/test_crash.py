@@ -25,8 +25,9 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
 from schemas.codec import decode
-from streams.embedded import free_port
-from streams.io.publisher import ImagePublisher, bootstrap_servers
+from streams.devstack.processes import free_port
+from streams.io.kafka import bootstrap_servers
+from streams.io.publisher import ImagePublisher
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

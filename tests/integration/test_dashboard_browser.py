@@ -20,8 +20,8 @@ from aiohttp import web
 from PIL import Image
 
 from model_registry.demo import DEMO_CLASSIFIER, ensure_demo_models
-from streams.demo import sample_cameras
-from streams.embedded import free_port
+from streams.devstack.processes import free_port
+from streams.feeders.demo import sample_cameras
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode
-from streams.io.publisher import bootstrap_servers
+from streams.io.kafka import bootstrap_servers
 from tests.integration.conftest import eventually, read_topic, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

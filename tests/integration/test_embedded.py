@@ -17,15 +17,11 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.embedded import (
-    EmbeddedBroker,
-    EmbeddedRedis,
-    EmbeddedStack,
-    PortInUseError,
-    ensure_topics,
-    free_port,
-    kafka_metadata_ok,
-)
+from streams.devstack.broker import EmbeddedBroker, kafka_metadata_ok
+from streams.devstack.processes import PortInUseError, free_port
+from streams.devstack.redis import EmbeddedRedis
+from streams.devstack.stack import EmbeddedStack
+from streams.io.kafka import ensure_topics
 from streams.settings import MB, Settings
 from tests.integration.conftest import topic_partitions
 
@@ -132,7 +128,9 @@ def test_children_die_with_their_parent(tmp_path: Path):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from streams.embedded import EmbeddedBroker, EmbeddedRedis, free_port\n"
+        "from streams.devstack.broker import EmbeddedBroker\n"
+        "from streams.devstack.processes import free_port\n"
+        "from streams.devstack.redis import EmbeddedRedis\n"
         "d = Path(sys.argv[1])\n"
         "b = EmbeddedBroker(free_port(), d).start()\n"
         "r = EmbeddedRedis(d).start()\n"

@@ -20,7 +20,10 @@ from PIL import Image
 
 from inference.base import ModelSpec
 from inference.builders import build_random_clip, build_random_yolo, build_simple_cnn
-from streams.embedded import EmbeddedBroker, ensure_topics, free_port, settings_topics, spawn_worker
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.processes import free_port
+from streams.devstack.worker import spawn_worker
+from streams.io.kafka import ensure_topics, settings_topics
 from streams.io.publisher import ImagePublisher
 from streams.runtime.models import open_registry
 from streams.settings import Settings

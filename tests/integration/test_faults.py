@@ -38,8 +38,11 @@ from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
 from inference.base import ImageModel, ModelOutput, ModelSpec, Prediction, Prepared
 from inference.runner import BatchRunner, Job, predict_isolated
 from schemas.codec import SchemaError, encode
-from streams.embedded import EmbeddedBroker, EmbeddedRedis, ensure_topics, free_port
-from streams.io.publisher import ImagePublisher, bootstrap_servers, image_event
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.processes import free_port
+from streams.devstack.redis import EmbeddedRedis
+from streams.io.kafka import bootstrap_servers, ensure_topics
+from streams.io.publisher import ImagePublisher, image_event
 from streams.io.store import RedisStore
 from streams.pipeline.core import InferencePipeline, RawRecord
 from streams.pipeline.serving import LoadedVersion, ServingSet

@@ -30,7 +30,7 @@ from PIL import Image
 from inference.builders import build_simple_cnn
 from inference.decode import decode_image
 from inference.families import load_model
-from model_registry.cli import run_models_command
+from streams.cli.models import run_models_command
 from streams.io.publisher import ImagePublisher
 from streams.pipeline.routing import choose_variant, in_shadow_sample
 from streams.settings import Settings

@@ -21,7 +21,7 @@ import pytest
 from model_registry.env import MLFLOW_ENV
 from model_registry.registry import ModelRegistry
 from model_registry.types import NotFoundError, Routing
-from streams.embedded import free_port
+from streams.devstack.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ def test_registry_lifecycle(registry: ModelRegistry, tmp_path: Path):
 def test_cli_against_real_backends(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
     """``streamvision models`` on PostgreSQL (the bare ``postgresql://`` URI users type) and on an MLflow
     server (its own artifact store)."""
-    from model_registry.cli import run_models_command
+    from streams.cli.models import run_models_command
     from streams.settings import Settings
 
     if backend == "postgresql":

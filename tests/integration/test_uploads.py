@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from model_registry.demo import DEMO_CLASSIFIER, ensure_demo_models
-from streams.demo import sample_cameras
+from streams.feeders.demo import sample_cameras
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

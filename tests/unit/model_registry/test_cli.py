@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from inference.builders import build_random_clip, build_random_yolo, build_simple_cnn, shape_images
-from model_registry.cli import run_models_command
 from model_registry.registry import ModelRegistry
 from streams.cli import main as streamvision_main
+from streams.cli.models import run_models_command
 from streams.settings import Settings
 
 LABELS = ("red", "green", "blue")

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from streams import camera
-from streams.camera import (
+from streams.cli import build_parser, settings_from
+from streams.feeders import camera
+from streams.feeders.camera import (
     Backoff,
     Camera,
     CameraOptions,
@@ -27,7 +28,6 @@ from streams.camera import (
     parse_source,
     run_camera,
 )
-from streams.cli import build_parser, settings_from
 
 
 def write_video(path: Path, frames: int, fps: float, size: tuple[int, int] = (64, 48)) -> Path:

@@ -292,7 +292,7 @@ def test_an_unreachable_schema_registry_is_not_the_events_fault() -> None:
     retries) instead of an ImageRejected that would dead-letter a valid event."""
     from schemas.codec import make_registry
     from schemas.registry import RegistryUnavailableError
-    from streams.embedded import free_port
+    from streams.devstack.processes import free_port
 
     registry = make_registry(f"http://127.0.0.1:{free_port()}", timeout=1.0)
     value = b"\x00\x00\x00\x00\x07" + b"\x02"  # Confluent framing, schema id 7

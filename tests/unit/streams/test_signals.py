@@ -10,7 +10,7 @@ import time
 
 SCRIPT = """
 import subprocess, sys, time
-from streams.embedded import stop_on_signals
+from streams.devstack.processes import stop_on_signals
 stop_on_signals()
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 try:

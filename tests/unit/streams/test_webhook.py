@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiohttp import web
 
-from streams.embedded import free_port
+from streams.devstack.processes import free_port
 from streams.io.webhook import AlertWebhook
 
 Receiver = tuple[str, list[dict], list[int]]

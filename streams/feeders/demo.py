@@ -22,16 +22,11 @@ from aiokafka import AIOKafkaConsumer
 
 from model_registry.demo import ensure_demo_models
 from schemas.codec import decode, make_registry
-from streams.embedded import (
-    EmbeddedError,
-    EmbeddedStack,
-    ensure_topics,
-    port_in_use,
-    settings_topics,
-    spawn_worker,
-    stop_on_signals,
-)
-from streams.io.publisher import ImagePublisher, bootstrap_servers, content_type_for
+from streams.devstack.processes import EmbeddedError, port_in_use, stop_on_signals
+from streams.devstack.stack import EmbeddedStack
+from streams.devstack.worker import spawn_worker
+from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
+from streams.io.publisher import ImagePublisher, content_type_for
 from streams.io.store import RedisStore
 from streams.settings import Settings
 

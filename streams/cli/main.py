@@ -52,7 +52,7 @@ def _run(coro: Any) -> int:
 
 # --- commands -------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.feeders.demo import run_demo
 
     return run_demo(settings_from(args), drift_after_s=args.drift_after, fps=args.fps)
 
@@ -72,7 +72,8 @@ def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from streams.embedded import EmbeddedBroker, ensure_topics, settings_topics
+    from streams.devstack.broker import EmbeddedBroker
+    from streams.io.kafka import ensure_topics, settings_topics
 
     settings = settings_from(args)
     with EmbeddedBroker(settings.broker_port, settings.data_dir / "logs").start() as broker:
@@ -85,7 +86,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from streams.feeders import send_files
+    from streams.feeders.send import send_files
 
     return _run(
         send_files(
@@ -100,13 +101,13 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_camera(args: argparse.Namespace) -> int:
-    from streams.camera import run_camera
+    from streams.feeders.camera import run_camera
 
     return _run(run_camera(settings_from(args), args))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from model_registry.cli import run_models_command
+    from streams.cli.models import run_models_command
 
     return run_models_command(settings_from(args), args)
 
@@ -172,7 +173,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

