@@ -245,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from streams.devstack.processes import free_port
     from streams.devstack.redis import EmbeddedRedis, redis_ping
     from streams.feeders.demo import start_worker, stop_process, wait_ready
-    from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
+    from streams.io.kafka import bootstrap_servers, ensure_topics
+    from streams.topology import partition_counts
 
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             topic_partitions=2,
         )
         register_tiny_model(settings)
-        asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), settings_topics(settings)))
+        asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))
         worker = start_worker(settings)
         stack.callback(stop_process, worker)
         url = f"http://127.0.0.1:{settings.web_port}"

@@ -22,11 +22,11 @@ from typing import Any, Self
 from bench.machine import gpu_memory_mb, peak_rss_mb
 from streams.devstack.processes import free_port
 from streams.devstack.worker import spawn_worker
-from streams.io.kafka import ensure_topics, settings_topics
+from streams.io.kafka import ensure_topics
 from streams.settings import Settings
+from streams.topology import partition_counts, unique_topics
 
 log = logging.getLogger(__name__)
-_TOPICS = ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
 
 
 def worker_settings(
@@ -42,7 +42,7 @@ def worker_settings(
         "worker_name": f"bench-{tag}",
         "models": (model_name,),
         "registry_poll_s": 3600.0,
-        **{f"topic_{t}": f"bench-{t.replace('_', '-')}-{tag}" for t in _TOPICS},
+        **unique_topics(tag, prefix="bench-"),
     }
     if naive:
         changes.update(max_batch_size=1, max_in_flight=1, max_batch_wait_ms=0.0, target_latency_ms=None)
@@ -93,7 +93,7 @@ class BenchWorker:
         Raises:
             WorkerError: the process exited or was not ready in time.
         """
-        asyncio.run(ensure_topics(self.settings.broker_url, settings_topics(self.settings)))
+        asyncio.run(ensure_topics(self.settings.broker_url, partition_counts(self.settings)))
         began = time.monotonic()
         self.process = spawn_worker(self.settings, self.log_path)
         self.wait_ready()

@@ -3,7 +3,7 @@
 - :mod:`schemas.records`: ``TypedDict`` per record (timestamps are epoch-millisecond ints).
 - :mod:`schemas.registry`: local and Confluent-compatible schema registries.
 - :mod:`schemas.serde`: Confluent wire format ``encode``/``decode`` without Faust.
-- :mod:`schemas.codec`: the Faust codecs (``register_codecs``), re-exporting the rest.
+- :mod:`schemas.codec`: the Faust codecs (``codecs_for``), re-exporting the rest.
 
 Importing this package loads nothing: modules are imported on demand.
 """

@@ -1,7 +1,8 @@
 """The Avro codec: Faust codecs for every record, plus the plain encode/decode helpers.
 
-Topics use the codecs by name, e.g. ``app.topic(..., value_serializer="sv-avro-ImageEvent")`` after
-``register_codecs(registry)``. Values are dicts shaped like :mod:`schemas.records`.
+Topics take the codecs themselves (``codecs_for(registry)["ImageEvent"]``), or by name, e.g.
+``app.topic(..., value_serializer="sv-avro-ImageEvent")``, after ``register_codecs(registry)`` put them
+in Faust's process-wide codec registry. Values are dicts shaped like :mod:`schemas.records`.
 
 Inside Faust, a value that fails to decode reaches the stream as ``faust.exceptions.ValueDecodeError``
 whose ``__cause__`` is the :class:`SchemaError` raised here.
@@ -46,6 +47,7 @@ __all__ = [
     "SchemaError",
     "SchemaRegistry",
     "codec_name",
+    "codecs_for",
     "decode",
     "default_registry",
     "encode",
@@ -108,6 +110,18 @@ def codec_name(name: str) -> str:
     return CODEC_PREFIX + short_name(name)
 
 
+def codecs_for(registry: SchemaRegistry | None = None) -> dict[str, AvroCodec]:
+    """One :class:`AvroCodec` per record, to pass to topics as ``value_serializer`` (nothing is registered).
+
+    Args:
+        registry: Where ids and writer schemas come from (default: the local ``.avsc`` registry).
+
+    Returns:
+        Schema name → codec, e.g. ``{"ImageEvent": AvroCodec("ImageEvent"), ...}``.
+    """
+    return {name: AvroCodec(name, registry) for name in SCHEMA_NAMES}
+
+
 def register_codecs(registry: SchemaRegistry | None = None) -> dict[str, str]:
     """Register one :class:`AvroCodec` per record with Faust's codec registry.
 
@@ -121,7 +135,7 @@ def register_codecs(registry: SchemaRegistry | None = None) -> dict[str, str]:
         Schema name → codec name, e.g. ``{"ImageEvent": "sv-avro-ImageEvent", ...}``.
     """
     names: dict[str, str] = {}
-    for name in SCHEMA_NAMES:
+    for name, codec in codecs_for(registry).items():
         names[name] = codec_name(name)
-        codecs.register(names[name], AvroCodec(name, registry))
+        codecs.register(names[name], codec)
     return names

@@ -1,20 +1,32 @@
-"""The only ``faust.App``, built from the settings.
+"""The only ``faust.App``, built from a Settings object by :func:`create_app`.
 
-``faust -A streams.app worker`` and ``streamvision worker`` both start it. Settings come from
-``STREAMVISION_*`` environment variables (the CLI turns its flags into those before importing this).
-Importing this module connects to nothing.
+``streamvision worker`` builds it from its settings (flags and ``STREAMVISION_*`` variables);
+``faust -A streams.app worker`` finds ``streams.app.app``, which is built on first access from
+``Settings()`` (the environment). Importing this module builds nothing and connects to nothing.
+
+The factory declares the topics and tables (:mod:`streams.topology`), creates the worker's runtime
+(:mod:`streams.runtime`, whose services start with the app) and then declares the agents and pages of
+the modules named below, in order: each has ``register(app, topology, runtime)``. The modules are named,
+not imported, here: agents and views sit above this wiring (see the import contract in pyproject.toml).
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
+from dataclasses import dataclass
+from typing import Any
 
 import faust
 
+from streams import compat
+from streams.runtime.services import WorkerRuntime
 from streams.settings import Settings
+from streams.topology import Topology, build_topology
 
-# Modules that declare agents, pages and timers; imported by app.discover() at worker start.
-DISCOVER = ("agents", "streams.web.views", "streams.web.api", "streams.web.drift")
+#: Modules that declare agents and timers (``agents/``) and pages (``streams/web/``).
+AGENTS = ("agents.ingest", "agents.source_stats", "agents.variant_stats", "agents.drift")
+VIEWS = ("streams.web.views", "streams.web.api", "streams.web.drift")
+DISCOVER = (*AGENTS, *VIEWS)
 
 
 class StreamWorker(faust.Worker):
@@ -30,14 +42,49 @@ class StreamWorker(faust.Worker):
         self.spinner = None
 
 
+@dataclass(frozen=True)
+class StreamApp:
+    """One worker's app and what the factory built around it (tests reach the parts through it)."""
+
+    app: faust.App
+    settings: Settings
+    topology: Topology
+    runtime: WorkerRuntime
+
+
+def build_app(settings: Settings, modules: tuple[str, ...] = DISCOVER) -> StreamApp:
+    """The worker's app with its topics, tables, runtime service, agents and pages.
+
+    Args:
+        settings: Everything the worker needs to know.
+        modules: The modules whose ``register(app, topology, runtime)`` declares agents and pages.
+
+    Raises:
+        streams.compat.UnsupportedVersionError: faust-streaming or aiokafka is not a checked version.
+    """
+    app = create_faust_app(settings)
+    topology = build_topology(app, settings)
+    runtime = WorkerRuntime(settings, app, topology)
+    app.service(runtime)  # type: ignore[arg-type]  # an instance: started with the app
+    for name in modules:
+        importlib.import_module(name).register(app, topology, runtime)
+    return StreamApp(app, settings, topology, runtime)
+
+
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app configured for image streams on any Kafka-compatible broker."""
-    _limit_fetch_wait(settings.fetch_wait_ms)
+    """The worker's Faust app, complete (see :func:`build_app`)."""
+    return build_app(settings).app
+
+
+def create_faust_app(settings: Settings) -> faust.App:
+    """A bare Faust app configured for image streams on any Kafka-compatible broker."""
+    compat.check_versions()
+    compat.limit_fetch_wait(settings.fetch_wait_ms)
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
         store="memory://",  # tables live in memory and recover from their changelog topics
-        autodiscover=DISCOVER,
+        autodiscover=False,  # build_app declares the agents and pages of DISCOVER itself
         Worker=StreamWorker,
         origin="streams",
         version=1,
@@ -64,26 +111,10 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def _limit_fetch_wait(wait_ms: int) -> None:
-    """Make the worker's consumer wait at most ``wait_ms`` for data in a fetch.
-
-    faust-streaming 0.15.3 (pinned) hard-codes ``fetch_max_wait_ms=1500`` and has no setting for it.
-    A fetch waiting at the broker delays records that arrive meanwhile on some brokers (measured
-    here: ~0.4 s median added latency at low rates), so the consumer Faust creates gets our value.
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    create = getattr(AIOKafkaConsumerThread._create_worker_consumer, "__wrapped__", None)
-    create = create or AIOKafkaConsumerThread._create_worker_consumer
-
-    @functools.wraps(create)
-    def create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = wait_ms  # read by AIOKafkaConsumer.start() for its fetcher
-        return consumer
-
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
-
-
-settings = Settings()
-app = create_app(settings)
+def __getattr__(name: str) -> Any:
+    """``streams.app.app``: the app of ``Settings()``, built on first access (``faust -A streams.app``)."""
+    if name == "app":
+        app = create_app(Settings())
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

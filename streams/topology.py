@@ -1,7 +1,7 @@
 """The whole topology on one screen: topics → agents → tables.
 
 ```
-images.raw ──► agents.ingest (decode, validate, route, micro-batched inference)
+images.raw ──► agents.ingest (decode, validate, route, micro-batched inference: streams.pipeline)
                  ├──► images.enriched  (one served result per valid event)
                  ├──► images.shadow    (shadow-variant results)
                  └──► images.dlq       (bad input, with the reason)
@@ -10,93 +10,157 @@ images.dlq ──────► agents.source_stats ──► table source_stat
 images.enriched + images.shadow ─► agents.variant_stats ──► table variant_stats
 images.enriched + images.shadow ─► agents.drift ──► drift.stats, drift.alerts,
                                                     tables drift_state, drift_alert_log
+tables ─► streams.web (views: /api/sources, /api/models, /api/drift, /api/alerts, the dashboard)
 ```
 Every topic is keyed by source_id, so all of them and every table are co-partitioned: the worker that
 owns a source's raw partition also owns its stats, and ``table_route`` finds it.
+
+:data:`TOPICS` is the one list of topics: the app's topics (:func:`build_topology`), the topics the
+development stack and the tests create (:func:`partition_counts`) and the names a test or benchmark
+run makes unique all come from it. Nothing here runs at import: :func:`build_topology` declares the
+topics and tables on an app that :func:`streams.app.create_app` built from a Settings object.
 """
 
 from __future__ import annotations
 
-from schemas.codec import make_registry, register_codecs
-from streams.app import app, settings
+from dataclasses import dataclass
+from typing import Any
 
-# One schema registry for every topic, images.raw included (the ingest path decodes with it too).
-SCHEMA_REGISTRY = make_registry(settings.schema_registry_url)
-CODECS = register_codecs(SCHEMA_REGISTRY)
-PARTITIONS = settings.topic_partitions
+from schemas.codec import AvroCodec, SchemaRegistry, codecs_for, make_registry
+from streams.settings import Settings
+
+#: Every topic: the settings field that names it → the record its values hold (None: ImageEvent bytes,
+#: decoded by the ingest agent itself so that a bad record reaches the DLQ intact).
+TOPICS: dict[str, str | None] = {
+    "topic_raw": None,  # ImageEvent, Confluent-framed Avro
+    "topic_enriched": "EnrichedEvent",
+    "topic_shadow": "EnrichedEvent",
+    "topic_dlq": "DeadLetter",
+    "topic_drift_stats": "DriftStat",
+    "topic_drift_alerts": "DriftAlert",
+}
 
 
-def _topic(name: str, schema: str | None):
-    # raw input stays bytes: the ingest agent decodes it itself so a bad record goes to the DLQ intact.
-    return app.topic(
-        name,
-        key_type=str,
-        key_serializer="raw",
-        value_serializer=CODECS[schema] if schema else "raw",
-        partitions=PARTITIONS,
+def topic_names(settings: Settings) -> tuple[str, ...]:
+    """The names of every topic under ``settings``, in :data:`TOPICS` order.
+
+    Example:
+        >>> topic_names(Settings())
+        ('images.raw', 'images.enriched', 'images.shadow', 'images.dlq', 'drift.stats', 'drift.alerts')
+    """
+    return tuple(getattr(settings, field) for field in TOPICS)
+
+
+def partition_counts(settings: Settings) -> dict[str, int]:
+    """Every topic of ``settings`` mapped to ``settings.topic_partitions`` (what the broker must hold)."""
+    return dict.fromkeys(topic_names(settings), settings.topic_partitions)
+
+
+def unique_topics(tag: str, prefix: str = "") -> dict[str, str]:
+    """Settings changes that give every topic a name of its own (``<prefix><name>-<tag>``), so that
+    tests and benchmark runs sharing one broker never share a topic.
+
+    Example:
+        >>> unique_topics("a1")["topic_drift_stats"]
+        'drift_stats-a1'
+    """
+    return {field: f"{prefix}{field.removeprefix('topic_')}-{tag}" for field in TOPICS}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The topics and tables of one app (see the module docstring for the flow)."""
+
+    settings: Settings
+    schema_registry: SchemaRegistry  # one for every topic, images.raw included (ingest decodes with it)
+    codecs: dict[str, AvroCodec]
+    # --- topics ---
+    raw_images: Any
+    enriched: Any
+    shadow_results: Any
+    dead_letters: Any
+    drift_stats: Any
+    drift_alerts: Any
+    all_results: Any  # served and shadow results in one stream (co-partitioned: both keyed by source_id)
+    # --- tables ---
+    source_stats: Any
+    latest_by_source: Any
+    variant_stats: Any
+    drift_state: Any
+    drift_alert_log: Any
+
+    @property
+    def topics(self) -> tuple[Any, ...]:
+        """The six topics, in :data:`TOPICS` order."""
+        return (
+            self.raw_images,
+            self.enriched,
+            self.shadow_results,
+            self.dead_letters,
+            self.drift_stats,
+            self.drift_alerts,
+        )
+
+
+def build_topology(app: Any, settings: Settings) -> Topology:
+    """Declare every topic and table of the worker on ``app`` (a ``faust.App``); connects to nothing."""
+    registry = make_registry(settings.schema_registry_url)
+    codecs = codecs_for(registry)  # this app's codecs: nothing is registered process-wide
+    partitions = settings.topic_partitions
+
+    def topic(*names: str, schema: str | None) -> Any:
+        return app.topic(
+            *names,
+            key_type=str,
+            key_serializer="raw",
+            value_serializer=codecs[schema] if schema else "raw",
+            partitions=partitions,
+        )
+
+    def table(name: str, help: str, *, everywhere: bool = False) -> Any:
+        # Values are plain JSON dicts (value_type=None): Faust treats any value_type as a model class
+        # and, with dict, changelog recovery fails ("dict has no attribute from_data") and the
+        # partitions stay paused. Global tables: every worker sees every partition's rows.
+        factory = app.GlobalTable if everywhere else app.Table
+        return factory(name, key_type=str, value_type=None, partitions=partitions, help=help)
+
+    topics = {field: topic(getattr(settings, field), schema=schema) for field, schema in TOPICS.items()}
+    return Topology(
+        settings=settings,
+        schema_registry=registry,
+        codecs=codecs,
+        raw_images=topics["topic_raw"],
+        enriched=topics["topic_enriched"],
+        shadow_results=topics["topic_shadow"],
+        dead_letters=topics["topic_dlq"],
+        drift_stats=topics["topic_drift_stats"],
+        drift_alerts=topics["topic_drift_alerts"],
+        all_results=topic(settings.topic_enriched, settings.topic_shadow, schema="EnrichedEvent"),
+        source_stats=table(
+            "source_stats",
+            "Per source: events served, errors by type, last seen, latency percentiles, top labels.",
+        ),
+        latest_by_source=table(
+            "latest_by_source",
+            "Per source: the latest enriched result (model, variant, top predictions, timings).",
+        ),
+        variant_stats=table(
+            "variant_stats",
+            "Per model|version|variant|partition: counts, latency and confidence quantiles, labels, "
+            "accuracy and shadow agreement. Global: every worker sees all partitions for the A/B verdict.",
+            everywhere=True,
+        ),
+        # Drift (agents/drift.py writes, streams/web/drift.py reads). Global, so /api/drift and
+        # /api/alerts answer without routing. Keys are "model|version|source" (source "*" = all
+        # sources this worker's partitions carry).
+        drift_state=table(
+            "drift_state",
+            "Per model|version|source: the latest closed window's DriftStat, metric levels and profile kind.",
+            everywhere=True,
+        ),
+        drift_alert_log=table(
+            "drift_alert_log",
+            "Per alert_id: the alert's latest DriftAlert record (FIRING = active; the newest RESOLVED kept).",
+            everywhere=True,
+        ),
     )
-
-
-# --- topics -------------------------------------------------------------------------------------------
-raw_images = _topic(settings.topic_raw, None)  # ImageEvent, Confluent-framed Avro
-enriched = _topic(settings.topic_enriched, "EnrichedEvent")
-shadow_results = _topic(settings.topic_shadow, "EnrichedEvent")
-dead_letters = _topic(settings.topic_dlq, "DeadLetter")
-drift_stats = _topic(settings.topic_drift_stats, "DriftStat")
-drift_alerts = _topic(settings.topic_drift_alerts, "DriftAlert")
-
-ALL_TOPICS = (raw_images, enriched, shadow_results, dead_letters, drift_stats, drift_alerts)
-
-# Served and shadow results in one stream (both keyed by source_id, so co-partitioned).
-all_results = app.topic(
-    settings.topic_enriched,
-    settings.topic_shadow,
-    key_type=str,
-    key_serializer="raw",
-    value_serializer=CODECS["EnrichedEvent"],
-    partitions=PARTITIONS,
-)
-
-# --- tables -------------------------------------------------------------------------------------------
-# Values are plain JSON dicts (value_type=None): Faust treats any value_type as a model class and, with
-# dict, changelog recovery fails ("dict has no attribute from_data") and the partitions stay paused.
-source_stats = app.Table(
-    "source_stats",
-    key_type=str,
-    value_type=None,
-    partitions=PARTITIONS,
-    help="Per source: events served, errors by type, last seen, latency percentiles, top labels.",
-)
-latest_by_source = app.Table(
-    "latest_by_source",
-    key_type=str,
-    value_type=None,
-    partitions=PARTITIONS,
-    help="Per source: the latest enriched result (model, variant, top predictions, timings).",
-)
-variant_stats = app.GlobalTable(
-    "variant_stats",
-    key_type=str,
-    value_type=None,
-    partitions=PARTITIONS,
-    help="Per model|version|variant|partition: counts, latency and confidence quantiles, labels, "
-    "accuracy and shadow agreement. Global: every worker sees all partitions for the A/B verdict.",
-)
-
-# --- drift (issue 5: agents/drift.py writes, streams/drift_views.py reads) ------------------------------
-# Global: every worker sees every row, so /api/drift and /api/alerts answer without routing. Keys are
-# "model|version|source" (source "*" = all sources this worker's partitions carry).
-drift_state = app.GlobalTable(
-    "drift_state",
-    key_type=str,
-    value_type=None,
-    partitions=PARTITIONS,
-    help="Per model|version|source: the latest closed window's DriftStat, metric levels and profile kind.",
-)
-drift_alert_log = app.GlobalTable(
-    "drift_alert_log",
-    key_type=str,
-    value_type=None,
-    partitions=PARTITIONS,
-    help="Per alert_id: the alert's latest DriftAlert record (FIRING = active; the newest RESOLVED kept).",
-)

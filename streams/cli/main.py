@@ -59,13 +59,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
     settings = settings_from(args)
-    os.environ.update(settings.to_env())  # streams.app reads its settings from the environment
     # Offline model libraries: no hub downloads, ultralytics' settings and font inside the data dir.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str((settings.data_dir / "ultralytics").resolve()))
-    from streams.app import app
+    from streams.app import create_app
 
+    app = create_app(settings)
     sys.argv = ["streamvision", "worker", "--loglevel", settings.log_level, *faust_args]
     app.main()
     return 0
@@ -73,11 +73,12 @@ def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
 
 def cmd_broker(args: argparse.Namespace) -> int:
     from streams.devstack.broker import EmbeddedBroker
-    from streams.io.kafka import ensure_topics, settings_topics
+    from streams.io.kafka import ensure_topics
+    from streams.topology import partition_counts
 
     settings = settings_from(args)
     with EmbeddedBroker(settings.broker_port, settings.data_dir / "logs").start() as broker:
-        asyncio.run(ensure_topics(broker.bootstrap, settings_topics(settings), settings.topic_replicas))
+        asyncio.run(ensure_topics(broker.bootstrap, partition_counts(settings), settings.topic_replicas))
         print(f"broker ready at {broker.url}  (Ctrl-C stops it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while broker.running:

@@ -25,10 +25,11 @@ from schemas.codec import decode, make_registry
 from streams.devstack.processes import EmbeddedError, port_in_use, stop_on_signals
 from streams.devstack.stack import EmbeddedStack
 from streams.devstack.worker import spawn_worker
-from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
+from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, content_type_for
 from streams.io.store import RedisStore
 from streams.settings import Settings
+from streams.topology import partition_counts
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180
@@ -186,7 +187,9 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
             settings = stack.settings
             asyncio.run(
                 ensure_topics(
-                    bootstrap_servers(settings.broker_url), settings_topics(settings), settings.topic_replicas
+                    bootstrap_servers(settings.broker_url),
+                    partition_counts(settings),
+                    settings.topic_replicas,
                 )
             )
             print("registering demo models in MLflow (first run only)...", flush=True)

@@ -1,12 +1,19 @@
-"""Kafka administration with the standard admin API (Apache Kafka, Redpanda, Tansu alike)."""
+"""Kafka plumbing: broker URLs for aiokafka, topic creation with the standard admin API (Apache Kafka,
+Redpanda, Tansu alike) and acknowledged sends on a Faust topic.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
-from streams.settings import Settings
+from schemas.codec import SchemaError
+from streams import metrics
 
 log = logging.getLogger(__name__)
+
+SEND_RETRY_MAX_S = 10.0
 
 
 def bootstrap_servers(url: str) -> str:
@@ -19,19 +26,6 @@ def bootstrap_servers(url: str) -> str:
         if part:
             hosts.append(part.rstrip("/"))
     return ",".join(hosts)
-
-
-def settings_topics(settings: Settings) -> dict[str, int]:
-    """Every topic of the settings mapped to ``settings.topic_partitions``."""
-    names = (
-        settings.topic_raw,
-        settings.topic_enriched,
-        settings.topic_shadow,
-        settings.topic_dlq,
-        settings.topic_drift_stats,
-        settings.topic_drift_alerts,
-    )
-    return dict.fromkeys(names, settings.topic_partitions)
 
 
 async def ensure_topics(bootstrap: str, topics: dict[str, int], replicas: int = 1) -> list[str]:
@@ -77,3 +71,32 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replicas: int = 
         return created
     finally:
         await admin.close()
+
+
+async def send_acknowledged(topic: Any, key: Any, value: Any) -> None:
+    """Send and wait for the broker's acknowledgement, retrying while the broker is unavailable.
+
+    A ``SchemaError`` (the value does not fit its schema) is raised at once: retrying cannot help.
+
+    ``force=True`` bypasses Faust's attachments (which would hold the record until the input event is
+    acked: a deadlock here, since the ack waits for this send).
+    """
+    delay = 0.2
+    while True:
+        try:
+            delivery = await topic.send(key=key, value=value, force=True)
+            await delivery
+            metrics.EVENTS_OUT.labels(topic.get_topic_name()).inc()
+            return
+        except (asyncio.CancelledError, SchemaError):  # a record the schema refuses never goes out
+            raise
+        except Exception as exc:
+            log.warning(
+                "send to %s failed (%s: %s); retrying in %.1fs",
+                topic.get_topic_name(),
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(SEND_RETRY_MAX_S, delay * 2)

@@ -62,6 +62,21 @@ def image_event(
     }
 
 
+async def claim_check(
+    data: bytes, store: RedisStore | None, settings: Settings
+) -> tuple[bytes | None, str | None]:
+    """``(image, image_ref)`` for an ImageEvent carrying ``data``: with a store, a payload above
+    ``settings.claim_check_bytes`` is stored in Redis for ``settings.claim_check_ttl_s`` and only its
+    reference travels (a real Kafka limits the record size); otherwise the bytes travel.
+
+    Raises:
+        redis.exceptions.RedisError, OSError: Redis did not take the payload (the sender must know).
+    """
+    if store is None or len(data) <= settings.claim_check_bytes:
+        return data, None
+    return None, await store.put_payload(data, settings.claim_check_ttl_s)
+
+
 class ImagePublisher:
     """Publishes images as ImageEvents keyed by source_id.
 
@@ -94,11 +109,7 @@ class ImagePublisher:
         Args:
             wait: Wait for the broker's acknowledgement (else only for the record to be queued).
         """
-        image: bytes | None = data
-        image_ref = None
-        if len(data) > self.settings.claim_check_bytes and self.store is not None:
-            image_ref = await self.store.put_payload(data, self.settings.claim_check_ttl_s)
-            image = None
+        image, image_ref = await claim_check(data, self.store, self.settings)
         event = image_event(
             source_id=source_id, content_type=content_type, image=image, image_ref=image_ref, **fields
         )

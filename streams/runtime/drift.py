@@ -5,7 +5,9 @@
 - outputs of a closed window: DriftStat on ``drift.stats``, DriftAlert on ``drift.alerts``, the
   Prometheus gauges, the live stream, the optional webhook;
 - table rows (``drift_state``, ``drift_alert_log``): written only from inside stream iteration (Faust
-  needs the current event), so rows of windows closed by the idle timer wait for the next event.
+  needs the current event), so rows of windows closed by the idle timer wait for the next event;
+- the pure helpers of those outputs: record keys (:func:`state_key`), rows (:func:`state_row`) and the
+  Prometheus gauges (:func:`update_gauges`).
 
 Embeddings: EnrichedEvent carries none, so ``embedding_mmd`` is null in the stream unless an event
 carries an ``embedding`` field (the monitoring code reads it when present).
@@ -14,30 +16,86 @@ carries an ``embedding`` field (the monitoring code reads it when present).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
+from monitoring.drift import DriftSnapshot
 from monitoring.monitor import DriftMonitor, DriftUpdate, parse_thresholds
 from monitoring.profile import ReferenceProfile
 from monitoring.windows import ALL_SOURCES
-from streams import topology
-from streams.app import settings as app_settings
+from streams import metrics
+from streams.io.kafka import send_acknowledged
 from streams.io.webhook import AlertWebhook
-from streams.runtime.drift_state import state_key, state_row, update_gauges
-from streams.runtime.services import runtime, send_acknowledged
+from streams.runtime.live import LiveHub
 from streams.settings import Settings
+from streams.topology import Topology
 
 log = logging.getLogger(__name__)
+
+SEVERITIES = ("WARNING", "CRITICAL")
+
+
+def state_key(model: str, version: str, source: str) -> str:
+    """Key of ``drift_state`` rows and of drift.stats/drift.alerts records (``model|version|source``)."""
+    return f"{model}|{version}|{source}"
+
+
+def state_row(snapshot: DriftSnapshot, profile: str | None) -> dict[str, Any]:
+    """The ``drift_state`` row of one closed window: its DriftStat, metric levels and thresholds."""
+    return {
+        "stat": snapshot.to_dict(),
+        "levels": {m.name: m.level for m in snapshot.metrics},
+        "thresholds": {m.name: {"warning": m.warning, "critical": m.critical} for m in snapshot.metrics},
+        "profile": profile,
+        "updated_at": int(time.time() * 1000),
+    }
+
+
+def update_gauges(update: DriftUpdate) -> None:
+    """``streamvision_drift_value`` per metric of each window; ``..._alerts_active`` per alert change."""
+    for snap in update.snapshots:
+        for m in snap.metrics:
+            if m.value is not None:
+                metrics.DRIFT_VALUE.labels(snap.model_name, snap.model_version, snap.source_id, m.name).set(
+                    m.value
+                )
+    for alert in update.alerts:
+        labels = (alert["model_name"], alert["model_version"], alert["source_id"], alert["metric"])
+        for severity in SEVERITIES:
+            with contextlib.suppress(KeyError):  # not set: nothing to remove
+                metrics.DRIFT_ALERTS_ACTIVE.remove(*labels, severity)
+        if alert["state"] == "FIRING":
+            metrics.DRIFT_ALERTS_ACTIVE.labels(*labels, alert["severity"]).set(1)
 
 #: RESOLVED alerts kept in ``drift_alert_log`` (FIRING ones are always kept).
 KEEP_RESOLVED = 100
 
 
 class DriftRuntime:
-    """One worker's drift monitor and its outputs (built from settings; connects to nothing)."""
+    """One worker's drift monitor and its outputs (connects to nothing until a result arrives).
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: Window, baseline and alert settings; the webhook URL.
+        topology: The drift topics and tables.
+        live: Where alerts go for the dashboard.
+        registry: Returns the worker's model registry (None until it is open): profiles are read from
+            and first-events baselines stored in it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        live: LiveHub,
+        registry: Callable[[], Any | None] = lambda: None,
+    ) -> None:
         self.settings = settings
+        self.topology = topology
+        self.live = live
+        self.registry = registry
         self.monitor = DriftMonitor(
             window_events=settings.drift_window_events,
             window_s=settings.drift_window_s,
@@ -60,7 +118,7 @@ class DriftRuntime:
             self.monitor.set_profile(model, version, await self._lookup(model, version))
 
     async def _lookup(self, model: str, version: str) -> ReferenceProfile | None:
-        registry = runtime.models.registry if runtime.models is not None else None
+        registry = self.registry()
         if registry is None:
             return None
         try:
@@ -73,7 +131,7 @@ class DriftRuntime:
         return profile
 
     async def _store(self, model: str, version: str, profile: ReferenceProfile) -> None:
-        registry = runtime.models.registry if runtime.models is not None else None
+        registry = self.registry()
         if registry is None:
             return
         try:
@@ -90,7 +148,7 @@ class DriftRuntime:
         if self._resumed:
             return
         self._resumed = True
-        taken = self.monitor.tracker.resume(list(topology.drift_alert_log.values()))
+        taken = self.monitor.tracker.resume(list(self.topology.drift_alert_log.values()))
         update_gauges(DriftUpdate(alerts=taken))
         if taken:
             log.info("took over %d firing drift alerts", len(taken))
@@ -106,14 +164,14 @@ class DriftRuntime:
                 task.add_done_callback(self._tasks.discard)
         for snap in update.snapshots:
             key = state_key(snap.model_name, snap.model_version, snap.source_id)
-            await send_acknowledged(topology.drift_stats, key, snap.to_dict())
+            await send_acknowledged(self.topology.drift_stats, key, snap.to_dict())
             profile = self.monitor.profile_for((snap.model_name, snap.model_version, snap.source_id))
             self._rows.append((key, state_row(snap, profile.source if profile else None)))
         for alert in update.alerts:
             key = state_key(alert["model_name"], alert["model_version"], alert["source_id"])
-            await send_acknowledged(topology.drift_alerts, key, alert)
+            await send_acknowledged(self.topology.drift_alerts, key, alert)
             log.warning("drift alert: %s", alert["message"])
-            runtime.live.publish("alert", alert)
+            self.live.publish("alert", alert)
             if self.webhook is not None:
                 self.webhook.submit(alert)
             self._alerts.append(alert)
@@ -121,15 +179,16 @@ class DriftRuntime:
 
     def write_tables(self) -> None:
         """Write the queued rows to the drift tables (call from inside stream iteration only)."""
+        state, alert_log = self.topology.drift_state, self.topology.drift_alert_log
         for key, row in self._rows:
-            topology.drift_state[key] = row
+            state[key] = row
         for alert in self._alerts:
-            topology.drift_alert_log[alert["alert_id"]] = alert
+            alert_log[alert["alert_id"]] = alert
         if self._alerts and any(a["state"] == "RESOLVED" for a in self._alerts):
-            resolved = [r for r in topology.drift_alert_log.values() if r["state"] == "RESOLVED"]
+            resolved = [r for r in alert_log.values() if r["state"] == "RESOLVED"]
             resolved.sort(key=lambda r: r["window_end"], reverse=True)
             for old in resolved[KEEP_RESOLVED:]:
-                del topology.drift_alert_log[old["alert_id"]]
+                del alert_log[old["alert_id"]]
         self._rows.clear()
         self._alerts.clear()
 
@@ -141,6 +200,3 @@ class DriftRuntime:
             for key, n in self.monitor.baseline_progress().items()
         }
 
-
-#: The worker's drift runtime (the agent and the views share it).
-drift = DriftRuntime(app_settings)

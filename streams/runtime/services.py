@@ -1,8 +1,9 @@
 """The long-lived parts of a worker, started and stopped with the Faust app.
 
-``worker_services`` is one ``mode.Service`` that owns the Redis store, the model registry service
-(the pipeline's model catalog) and the inference pipeline. Agents reach the pipeline through
-``runtime.pipeline``; nothing here connects at import time.
+``WorkerRuntime`` is one ``mode.Service`` that owns the Redis store, the model registry service
+(the pipeline's model catalog), the inference pipeline, the drift runtime and the live event hub.
+:func:`streams.app.create_app` creates it with the app; its services are created in ``on_start``.
+Agents and views receive it when they are declared (``register(app, topology, runtime)``).
 """
 
 from __future__ import annotations
@@ -14,64 +15,38 @@ from typing import Any
 
 from mode import Service
 
-from schemas.codec import SchemaError
-from streams import metrics, topology
-from streams.app import app, settings
+from streams import compat, metrics
+from streams.io.kafka import send_acknowledged
 from streams.io.store import RedisStore
 from streams.pipeline.core import InferencePipeline
+from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
 from streams.runtime.models import ModelRegistryService
+from streams.settings import Settings
+from streams.topology import Topology
 
 log = logging.getLogger(__name__)
-
-SEND_RETRY_MAX_S = 10.0
-
-
-async def send_acknowledged(topic: Any, key: Any, value: Any) -> None:
-    """Send and wait for the broker's acknowledgement, retrying while the broker is unavailable.
-
-    A ``SchemaError`` (the value does not fit its schema) is raised at once: retrying cannot help.
-
-    ``force=True`` bypasses Faust's attachments (which would hold the record until the input event is
-    acked: a deadlock here, since the ack waits for this send).
-    """
-    delay = 0.2
-    while True:
-        try:
-            delivery = await topic.send(key=key, value=value, force=True)
-            await delivery
-            metrics.EVENTS_OUT.labels(topic.get_topic_name()).inc()
-            return
-        except (asyncio.CancelledError, SchemaError):  # a record the schema refuses never goes out
-            raise
-        except Exception as exc:
-            log.warning(
-                "send to %s failed (%s: %s); retrying in %.1fs",
-                topic.get_topic_name(),
-                type(exc).__name__,
-                exc,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(SEND_RETRY_MAX_S, delay * 2)
 
 
 class FaustOutputs:
     """The pipeline's outputs on this app's topics."""
 
-    def __init__(self, store: RedisStore | None) -> None:
+    def __init__(self, topology: Topology, store: RedisStore | None) -> None:
+        self.topology = topology
         self.store = store
 
     async def enriched(self, key: str, value: dict[str, Any]) -> None:
-        await send_acknowledged(topology.enriched, key, value)
+        await send_acknowledged(self.topology.enriched, key, value)
         if self.store is not None and value.get("source_type") == "UPLOAD":
             await self.store.put_result(value["event_id"], value)
 
     async def shadow(self, key: str, value: dict[str, Any]) -> None:
-        await send_acknowledged(topology.shadow_results, key, value)
+        await send_acknowledged(self.topology.shadow_results, key, value)
 
     async def dead_letter(self, key: bytes | None, value: dict[str, Any]) -> None:
-        await send_acknowledged(topology.dead_letters, key.decode("utf-8", "replace") if key else None, value)
+        await send_acknowledged(
+            self.topology.dead_letters, key.decode("utf-8", "replace") if key else None, value
+        )
         if self.store is not None and value.get("event_id"):
             await self.store.put_result(
                 value["event_id"], {"error": value["error_type"], "message": value["error_message"]}
@@ -81,15 +56,21 @@ class FaustOutputs:
 class WorkerRuntime(Service):
     """Redis store, model catalog and pipeline of one worker."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, app: Any, topology: Topology, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.settings, self.app, self.topology = settings, app, topology
         self.store: RedisStore | None = None
         self.models: ModelRegistryService | None = None
         self.pipeline: InferencePipeline | None = None
         self.live = LiveHub()
+        self.drift = DriftRuntime(settings, topology, self.live, registry=self._registry)
         self.pipeline_created = asyncio.Event()
 
+    def _registry(self) -> Any:
+        return self.models.registry if self.models is not None else None
+
     async def on_start(self) -> None:
+        settings = self.settings
         if settings.redis_url:
             registry_id = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
             self.store = RedisStore(
@@ -107,10 +88,10 @@ class WorkerRuntime(Service):
         self.pipeline = InferencePipeline(
             settings,
             self.models,
-            FaustOutputs(self.store),
+            FaustOutputs(self.topology, self.store),
             fetch_ref=fetch,
             cache=cache,
-            schema_registry=topology.SCHEMA_REGISTRY,
+            schema_registry=self.topology.schema_registry,
         )
         self.pipeline_created.set()
 
@@ -139,14 +120,10 @@ class WorkerRuntime(Service):
     @Service.timer(5.0)
     async def _export_lag(self) -> None:
         """Consumer lag per assigned input partition (partition end minus committed offset)."""
-        consumer = app.consumer
-        committed = getattr(consumer, "_committed_offset", {})  # Faust keeps no public view of it
+        consumer = self.app.consumer
+        committed = compat.committed_offsets(consumer)
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
-            if tp.topic == settings.topic_raw and highwater is not None:
+            if tp.topic == self.settings.topic_raw and highwater is not None:
                 lag = max(0, highwater - (committed.get(tp) or 0))
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
-
-
-runtime = WorkerRuntime()
-app.service(runtime)

@@ -20,10 +20,10 @@ from faust import web
 from inference.base import ImageRejected
 from inference.decode import decode_image
 from schemas.codec import encode
-from streams.app import app, settings
-from streams.io.publisher import image_event
-from streams.runtime.services import runtime
-from streams.topology import SCHEMA_REGISTRY, raw_images
+from streams.io.publisher import claim_check, image_event
+from streams.runtime.services import WorkerRuntime
+from streams.settings import Settings
+from streams.topology import Topology
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -39,16 +39,16 @@ def _error(view: web.View, status: int, message: str) -> web.Response:
     return view.json({"error": message}, status=status)
 
 
-def _authorized(request: web.Request) -> bool:
+def _authorized(request: web.Request, settings: Settings) -> bool:
     if settings.api_token is None:
         return True
     expected = f"Bearer {settings.api_token.get_secret_value()}"
     return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
 
 
-async def _read_upload(request: Any) -> tuple[bytes, str | None, dict[str, str]]:
-    """(image bytes, declared content type, form fields) from a multipart form or a raw body."""
-    limit = settings.max_image_bytes
+async def _read_upload(request: Any, limit: int) -> tuple[bytes, str | None, dict[str, str]]:
+    """(image bytes, declared content type, form fields) from a multipart form or a raw body of at most
+    ``limit`` bytes."""
     if request.content_type.startswith("multipart/"):
         fields: dict[str, str] = {}
         data, content_type = b"", None
@@ -94,114 +94,120 @@ IMAGE_MAGIC = (
 )
 
 
-@app.page("/api/images")
-class UploadView(web.View):
-    """Upload an image (multipart field ``image`` or a raw image body) → 202 ``{"event_id"}``."""
-
-    async def post(self, request: web.Request) -> web.Response:
-        if not _authorized(request):
-            return _error(self, 401, "missing or wrong bearer token")
-        store = runtime.store
-        try:
-            data, content_type, fields = await _read_upload(request)
-            if not data:
-                return _error(self, 400, "no image in the request (multipart field 'image' or a raw body)")
-            await asyncio.to_thread(
-                decode_image,
-                data,
-                content_type,
-                max_bytes=settings.max_image_bytes,
-                max_pixels=settings.max_image_pixels,
-            )
-        except ImageRejected as exc:
-            return _error(self, STATUS_FOR_ERROR.get(exc.error_type, 400), exc.message)
-        except aioweb.HTTPRequestEntityTooLarge:
-            return _error(self, 413, "request body too large")
-        attributes = {"model": fields["model"]} if fields.get("model") else {}
-        event = image_event(
-            source_id=fields.get("source_id") or "upload",
-            source_type="UPLOAD",
-            content_type=content_type or "application/octet-stream",
-            image=data,
-            label=fields.get("label") or None,
-            attributes=attributes,
-        )
-        if store is not None:
-            if len(data) > settings.claim_check_bytes:
-                event["image"], event["image_ref"] = (
-                    None,
-                    await store.put_payload(data, settings.claim_check_ttl_s),
-                )
-            await store.mark_pending(event["event_id"])
-            await store.put_upload_image(event["event_id"], data)
-        delivery = await raw_images.send(
-            key=event["source_id"], value=encode("ImageEvent", event, SCHEMA_REGISTRY), force=True
-        )
-        await delivery
-        return self.json({"event_id": event["event_id"]}, status=202)
+def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
+    """Declare the upload and result pages, the live stream and the dashboard on ``app``."""
+    _upload_pages(app, topology, runtime)
+    _result_pages(app, runtime)
+    _live_pages(app, runtime)
 
 
-@app.page("/api/results/{event_id}")
-class ResultView(web.View):
-    """200 with the EnrichedEvent, 202 while pending, 404 unknown, 422 dead-lettered, 503 Redis down."""
+def _upload_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
+    settings = runtime.settings
 
-    async def get(self, request: web.Request, event_id: str) -> web.Response:
-        if runtime.store is None:
-            return _error(self, 503, "result store (Redis) not configured")
-        state, result = await runtime.store.get_result(event_id)
-        if state == "done" and result is not None:
-            return self.json(result, status=422 if "error" in result else 200)
-        if state == "pending":
-            return self.json({"event_id": event_id, "status": "pending"}, status=202)
-        if state == "unavailable":
-            return _error(self, 503, "result store unavailable")
-        return _error(self, 404, f"unknown event {event_id!r}")
+    @app.page("/api/images")
+    class UploadView(web.View):
+        """Upload an image (multipart field ``image`` or a raw image body) → 202 ``{"event_id"}``."""
 
-
-@app.page("/api/results/{event_id}/image")
-class ResultImageView(web.View):
-    """The uploaded image (for the dashboard's thumbnail)."""
-
-    async def get(self, request: web.Request, event_id: str) -> web.Response:
-        data = await runtime.store.get_upload_image(event_id) if runtime.store else None
-        if data is None:
-            return _error(self, 404, "no stored image for this event")
-        return self.bytes(data, content_type=_image_type(data))
-
-
-@app.page("/api/stream")
-class StreamView(web.View):
-    """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen."""
-
-    async def get(self, request: web.Request) -> Any:
-        response = aioweb.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await response.prepare(request)
-        with runtime.live.subscribe() as queue:
+        async def post(self, request: web.Request) -> web.Response:
+            if not _authorized(request, settings):
+                return _error(self, 401, "missing or wrong bearer token")
+            store = runtime.store
             try:
-                await response.write(b": connected\n\n")
-                while True:
-                    try:
-                        kind, payload = await asyncio.wait_for(queue.get(), timeout=15)
-                        await response.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
-                    except TimeoutError:
-                        await response.write(b": keep-alive\n\n")
-            except (ConnectionResetError, asyncio.CancelledError):
-                pass
-        return response
+                data, content_type, fields = await _read_upload(request, settings.max_image_bytes)
+                if not data:
+                    return _error(
+                        self, 400, "no image in the request (multipart field 'image' or a raw body)"
+                    )
+                await asyncio.to_thread(
+                    decode_image,
+                    data,
+                    content_type,
+                    max_bytes=settings.max_image_bytes,
+                    max_pixels=settings.max_image_pixels,
+                )
+            except ImageRejected as exc:
+                return _error(self, STATUS_FOR_ERROR.get(exc.error_type, 400), exc.message)
+            except aioweb.HTTPRequestEntityTooLarge:
+                return _error(self, 413, "request body too large")
+            image, image_ref = await claim_check(data, store, settings)
+            event = image_event(
+                source_id=fields.get("source_id") or "upload",
+                source_type="UPLOAD",
+                content_type=content_type or "application/octet-stream",
+                image=image,
+                image_ref=image_ref,
+                label=fields.get("label") or None,
+                attributes={"model": fields["model"]} if fields.get("model") else {},
+            )
+            if store is not None:
+                await store.mark_pending(event["event_id"])
+                await store.put_upload_image(event["event_id"], data)
+            value = encode("ImageEvent", event, topology.schema_registry)
+            delivery = await topology.raw_images.send(key=event["source_id"], value=value, force=True)
+            await delivery
+            return self.json({"event_id": event["event_id"]}, status=202)
 
 
-@app.page("/")
-async def dashboard(self: web.View, request: web.Request) -> web.Response:
-    """The live dashboard."""
-    return self.html((STATIC_DIR / "index.html").read_text())
+def _result_pages(app: Any, runtime: WorkerRuntime) -> None:
+    @app.page("/api/results/{event_id}")
+    class ResultView(web.View):
+        """200 with the EnrichedEvent, 202 while pending, 404 unknown, 422 dead-lettered, 503 Redis down."""
+
+        async def get(self, request: web.Request, event_id: str) -> web.Response:
+            if runtime.store is None:
+                return _error(self, 503, "result store (Redis) not configured")
+            state, result = await runtime.store.get_result(event_id)
+            if state == "done" and result is not None:
+                return self.json(result, status=422 if "error" in result else 200)
+            if state == "pending":
+                return self.json({"event_id": event_id, "status": "pending"}, status=202)
+            if state == "unavailable":
+                return _error(self, 503, "result store unavailable")
+            return _error(self, 404, f"unknown event {event_id!r}")
+
+    @app.page("/api/results/{event_id}/image")
+    class ResultImageView(web.View):
+        """The uploaded image (for the dashboard's thumbnail)."""
+
+        async def get(self, request: web.Request, event_id: str) -> web.Response:
+            data = await runtime.store.get_upload_image(event_id) if runtime.store else None
+            if data is None:
+                return _error(self, 404, "no stored image for this event")
+            return self.bytes(data, content_type=_image_type(data))
 
 
-@app.page("/static/{name}")
-class StaticView(web.View):
-    async def get(self, request: web.Request, name: str) -> web.Response:
-        path = STATIC_DIR / name
-        if path.suffix not in STATIC_TYPES or path.parent != STATIC_DIR or not path.is_file():
-            return _error(self, 404, "not found")
-        return self.bytes(path.read_bytes(), content_type=STATIC_TYPES[path.suffix])
+def _live_pages(app: Any, runtime: WorkerRuntime) -> None:
+    @app.page("/api/stream")
+    class StreamView(web.View):
+        """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen."""
+
+        async def get(self, request: web.Request) -> Any:
+            response = aioweb.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await response.prepare(request)
+            with runtime.live.subscribe() as queue:
+                try:
+                    await response.write(b": connected\n\n")
+                    while True:
+                        try:
+                            kind, payload = await asyncio.wait_for(queue.get(), timeout=15)
+                            await response.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+                        except TimeoutError:
+                            await response.write(b": keep-alive\n\n")
+                except (ConnectionResetError, asyncio.CancelledError):
+                    pass
+            return response
+
+    @app.page("/")
+    async def dashboard(self: web.View, request: web.Request) -> web.Response:
+        """The live dashboard."""
+        return self.html((STATIC_DIR / "index.html").read_text())
+
+    @app.page("/static/{name}")
+    class StaticView(web.View):
+        async def get(self, request: web.Request, name: str) -> web.Response:
+            path = STATIC_DIR / name
+            if path.suffix not in STATIC_TYPES or path.parent != STATIC_DIR or not path.is_file():
+                return _error(self, 404, "not found")
+            return self.bytes(path.read_bytes(), content_type=STATIC_TYPES[path.suffix])

@@ -3,94 +3,103 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from faust import web
 
 from streams import metrics
-from streams.app import app, settings
-from streams.runtime.services import runtime
+from streams.runtime.services import WorkerRuntime
 from streams.tables import stats
 from streams.tables.variants import model_report
-from streams.topology import latest_by_source, source_stats, variant_stats
+from streams.topology import Topology
 
 
-@app.page("/health")
-async def health(self: web.View, request: web.Request) -> web.Response:
-    """Liveness: the worker's event loop answers."""
-    return self.json({"status": "ok", "worker": settings.worker_id})
-
-
-@app.page("/ready")
-async def ready(self: web.View, request: web.Request) -> web.Response:
-    """Readiness: consumer group joined with partitions assigned, and every served model loaded."""
-    models = runtime.models
-    checks = {
-        "broker": not app.rebalancing and app.consumer is not None and bool(app.consumer.assignment()),
-        "models": bool(models and models.ready),
-    }
-    ok = all(checks.values())
-    return self.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
-
-
-@app.page("/metrics")
-async def prometheus(self: web.View, request: web.Request) -> web.Response:
-    """Prometheus text format."""
-    return self.bytes(metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-
-@app.page("/api/sources")
-async def sources(self: web.View, request: web.Request) -> web.Response:
-    """Per-source stats held by this worker (its assigned partitions)."""
-    return self.json(
-        {
-            "worker": settings.worker_id,
-            "sources": {
-                key: {**stats.public_view(value), "latest": latest_by_source.get(key)}
-                for key, value in source_stats.items()
-            },
-        }
+def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
+    """Declare the health, metrics, sources and models pages on ``app`` (see :mod:`streams.app`)."""
+    settings = runtime.settings
+    source_stats, latest_by_source, variant_stats = (
+        topology.source_stats,
+        topology.latest_by_source,
+        topology.variant_stats,
     )
 
+    @app.page("/health")
+    async def health(self: web.View, request: web.Request) -> web.Response:
+        """Liveness: the worker's event loop answers."""
+        return self.json({"status": "ok", "worker": settings.worker_id})
 
-@app.page("/api/sources/{source_id}")
-class SourceView(web.View):
-    """One source's stats and latest result, answered by the worker that owns the source's partition."""
+    @app.page("/ready")
+    async def ready(self: web.View, request: web.Request) -> web.Response:
+        """Readiness: consumer group joined with partitions assigned, and every served model loaded."""
+        models = runtime.models
+        checks = {
+            "broker": not app.rebalancing and app.consumer is not None and bool(app.consumer.assignment()),
+            "models": bool(models and models.ready),
+        }
+        ok = all(checks.values())
+        return self.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
-    @app.table_route(table=source_stats, match_info="source_id")
-    async def get(self, request: web.Request, source_id: str) -> web.Response:
-        value = source_stats.get(source_id)
-        if value is None:
-            return self.json({"error": f"unknown source {source_id!r}"}, status=404)
-        return self.json(
-            {"source_id": source_id, **stats.public_view(value), "latest": latest_by_source.get(source_id)}
+    @app.page("/metrics")
+    async def prometheus(self: web.View, request: web.Request) -> web.Response:
+        """Prometheus text format."""
+        return self.bytes(
+            metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         )
 
+    @app.page("/api/sources")
+    async def sources(self: web.View, request: web.Request) -> web.Response:
+        """Per-source stats held by this worker (its assigned partitions)."""
+        return self.json(
+            {
+                "worker": settings.worker_id,
+                "sources": {
+                    key: {**stats.public_view(value), "latest": latest_by_source.get(key)}
+                    for key, value in source_stats.items()
+                },
+            }
+        )
 
-@app.page("/api/models")
-async def models(self: web.View, request: web.Request) -> web.Response:
-    """Served models: aliases, routing, versions loaded on this worker, load errors."""
-    service = runtime.models
-    status = service.model_status if service else {}
-    items = list(variant_stats.items())
-    return self.json(
-        {
-            "worker": settings.worker_id,
-            "models": {
-                name: {**asdict(s), **model_report(name, s.serving, items, settings.ab_min_samples)}
-                for name, s in status.items()
-            },
-        }
-    )
+    @app.page("/api/sources/{source_id}")
+    class SourceView(web.View):
+        """One source's stats and latest result, answered by the worker that owns the source's partition."""
 
+        @app.table_route(table=source_stats, match_info="source_id")
+        async def get(self, request: web.Request, source_id: str) -> web.Response:
+            value = source_stats.get(source_id)
+            if value is None:
+                return self.json({"error": f"unknown source {source_id!r}"}, status=404)
+            return self.json(
+                {
+                    "source_id": source_id,
+                    **stats.public_view(value),
+                    "latest": latest_by_source.get(source_id),
+                }
+            )
 
-@app.page("/api/models/{name}")
-class ModelView(web.View):
-    """One model: aliases, routing, serving versions, per-variant live stats and the A/B verdict."""
-
-    async def get(self, request: web.Request, name: str) -> web.Response:
+    @app.page("/api/models")
+    async def models(self: web.View, request: web.Request) -> web.Response:
+        """Served models: aliases, routing, versions loaded on this worker, load errors."""
         service = runtime.models
-        status = service.model_status.get(name) if service else None
-        if status is None:
-            return self.json({"error": f"model {name!r} is not served here"}, status=404)
-        report = model_report(name, status.serving, list(variant_stats.items()), settings.ab_min_samples)
-        return self.json({"name": name, **asdict(status), **report})
+        status = service.model_status if service else {}
+        items = list(variant_stats.items())
+        return self.json(
+            {
+                "worker": settings.worker_id,
+                "models": {
+                    name: {**asdict(s), **model_report(name, s.serving, items, settings.ab_min_samples)}
+                    for name, s in status.items()
+                },
+            }
+        )
+
+    @app.page("/api/models/{name}")
+    class ModelView(web.View):
+        """One model: aliases, routing, serving versions, per-variant live stats and the A/B verdict."""
+
+        async def get(self, request: web.Request, name: str) -> web.Response:
+            service = runtime.models
+            status = service.model_status.get(name) if service else None
+            if status is None:
+                return self.json({"error": f"model {name!r} is not served here"}, status=404)
+            report = model_report(name, status.serving, list(variant_stats.items()), settings.ab_min_samples)
+            return self.json({"name": name, **asdict(status), **report})

@@ -23,8 +23,9 @@ from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
 from streams.devstack.redis import EmbeddedRedis
 from streams.devstack.worker import spawn_worker
-from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
+from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.settings import Settings
+from streams.topology import partition_counts, unique_topics
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -62,10 +63,7 @@ def settings_factory(broker: EmbeddedBroker, redis_url: str, tmp_path: Path):
             "web_port": free_port(),
             "topic_partitions": 2,
             "max_batch_wait_ms": 20,
-            **{
-                f"topic_{t}": f"{t}-{tag}"
-                for t in ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
-            },
+            **unique_topics(tag),
         }
         return Settings(**{**base, **changes})
 
@@ -126,7 +124,7 @@ def worker_factory(tmp_path: Path):
     started: list[WorkerProcess] = []
 
     def start(settings: Settings, *, wait_ready: bool = True, timeout: float = 180) -> WorkerProcess:
-        run_sync(ensure_topics(bootstrap_servers(settings.broker_url), settings_topics(settings)))
+        run_sync(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))
         log_path = tmp_path / f"worker-{len(started)}.log"
         process = spawn_worker(settings, log_path)
         worker = WorkerProcess(settings, process, log_path)

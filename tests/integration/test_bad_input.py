@@ -30,10 +30,11 @@ from schemas.codec import decode, encode, header
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
 from streams.devstack.worker import spawn_worker
-from streams.io.kafka import bootstrap_servers, ensure_topics, settings_topics
+from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, image_event
 from streams.io.store import RedisStore
 from streams.settings import Settings
+from streams.topology import partition_counts, unique_topics
 from tests.integration.conftest import WorkerProcess, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -188,13 +189,10 @@ def worker_run(
         max_batch_wait_ms=20,
         models=(TINY_MODEL,),
         max_image_bytes=MAX_IMAGE_BYTES,
-        **{
-            f"topic_{t}": f"{t}-{tag}"
-            for t in ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
-        },
+        **unique_topics(tag),
     )
     register_tiny_model(settings)
-    asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), settings_topics(settings)))
+    asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))
     log_path = tmp / "worker.log"
     process = spawn_worker(settings, log_path)
     worker = WorkerProcess(settings, process, log_path)

@@ -23,10 +23,11 @@ from inference.builders import build_random_clip, build_random_yolo, build_simpl
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
 from streams.devstack.worker import spawn_worker
-from streams.io.kafka import ensure_topics, settings_topics
+from streams.io.kafka import ensure_topics
 from streams.io.publisher import ImagePublisher
 from streams.runtime.models import open_registry
 from streams.settings import Settings
+from streams.topology import partition_counts, unique_topics
 from tests.integration.conftest import read_topic, run_sync, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -88,13 +89,10 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         max_batch_wait_ms=20,
         inference_cache=False,
         models=("fam-classifier", "fam-clip", "fam-yolo"),
-        **{
-            f"topic_{t}": f"{t}-{tag}"
-            for t in ("raw", "enriched", "shadow", "dlq", "drift_stats", "drift_alerts")
-        },
+        **unique_topics(tag),
     )
     models = _register(settings, tmp / "models")
-    run_sync(ensure_topics(settings.broker_url, settings_topics(settings)))
+    run_sync(ensure_topics(settings.broker_url, partition_counts(settings)))
     log_path = tmp / "worker.log"
     process = spawn_worker(settings, log_path)
     try:

@@ -6,7 +6,7 @@ from monitoring.alerts import AlertTracker
 from monitoring.drift import DriftSnapshot, MetricResult
 from monitoring.monitor import DriftUpdate
 from streams import metrics
-from streams.runtime.drift_state import state_key, state_row, update_gauges
+from streams.runtime.drift import state_key, state_row, update_gauges
 
 
 def snap(i: int, level: str, value: float) -> DriftSnapshot:
