@@ -14,6 +14,7 @@ from typing import Any
 
 from inference.base import ImageModel, Prepared
 from inference.decode import decode_image
+from inference.device import synchronize
 
 
 def prepare_pool(
@@ -66,13 +67,13 @@ def measure_ceiling(
     ]
     for index in range(warmup_batches):
         model.predict_batch(batches[index % len(batches)])
-    _synchronize(model.device)
+    synchronize(model.device)
     count = 0
     started = time.perf_counter()
     while True:
         model.predict_batch(batches[count % len(batches)])
         count += 1
-        _synchronize(model.device)
+        synchronize(model.device)
         elapsed = time.perf_counter() - started
         if count >= min_batches and elapsed >= min_seconds:
             break
@@ -82,10 +83,3 @@ def measure_ceiling(
         "batches": count,
         "seconds": elapsed,
     }
-
-
-def _synchronize(device: str) -> None:
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize(device)

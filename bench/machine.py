@@ -40,24 +40,21 @@ def load_average() -> list[float] | None:
 
 def machine_info(device: str) -> dict[str, Any]:
     """CPU model, cores, memory, Python/torch versions and the GPU (when ``device`` is CUDA)."""
-    import torch
+    from inference.device import torch_info
 
-    info: dict[str, Any] = {
+    torch = torch_info(device)
+    return {
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gb": _memory_gb(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
+        "torch": torch["torch"],
+        "torch_cuda": torch["torch_cuda"],
         "device": device,
-        "gpu": None,
+        "gpu": torch["gpu"],
     }
-    if device.startswith("cuda"):
-        props = torch.cuda.get_device_properties(torch.device(device))
-        info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 1024**3, 1)}
-    return info
 
 
 def peak_rss_mb(pid: int | None = None) -> float | None:
@@ -96,16 +93,13 @@ def gpu_memory_mb(pid: int) -> float | None:
 
 def reset_gpu_peak(device: str) -> None:
     """Start a new peak of torch's GPU memory in this process (no-op on CPU)."""
-    if device.startswith("cuda"):
-        import torch
+    from inference.device import reset_gpu_peak as reset
 
-        torch.cuda.reset_peak_memory_stats(device)
+    reset(device)
 
 
 def gpu_peak_mb(device: str) -> float | None:
     """Peak GPU memory torch allocated in this process since the last reset (MiB; None on CPU)."""
-    if not device.startswith("cuda"):
-        return None
-    import torch
+    from inference.device import gpu_peak_mb as peak
 
-    return round(torch.cuda.max_memory_allocated(device) / 1024**2, 1)
+    return peak(device)

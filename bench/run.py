@@ -161,7 +161,7 @@ class Benchmark:
         self, base: Settings, model: BenchModel, frames: list[bytes], tmp: Path
     ) -> list[dict[str, Any]]:
         from inference.families import load_model
-        from streams.runtime.models import open_registry
+        from streams.io.registry import open_registry
 
         options = self.options
         loaded = load_model(

@@ -112,7 +112,7 @@ def register_models(
     Returns:
         family -> the registered model.
     """
-    from streams.runtime.models import open_registry
+    from streams.io.registry import open_registry
 
     registry = open_registry(settings)
     models: dict[str, BenchModel] = {}

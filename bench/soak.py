@@ -57,7 +57,7 @@ def register_tiny_model(settings: Settings, name: str = TINY_MODEL, input_size: 
         The registered version.
     """
     from inference.builders import build_simple_cnn
-    from streams.runtime.models import open_registry
+    from streams.io.registry import open_registry
 
     registry = open_registry(settings)
     with tempfile.TemporaryDirectory() as tmp:

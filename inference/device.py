@@ -10,6 +10,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,3 +142,32 @@ def to_device(batch: np.ndarray, device: str) -> torch.Tensor:
     if not device.startswith("cuda"):
         return tensor
     return tensor.pin_memory().to(device, non_blocking=True)
+
+
+# --- measuring (the benchmark reads torch through these) -------------------------------------------------
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (a no-op on CPU), so a timing covers the work itself."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def torch_info(device: str) -> dict[str, Any]:
+    """torch's version, its CUDA version and, on a CUDA ``device``, the GPU's name and memory."""
+    info: dict[str, Any] = {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "gpu": None}
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        info["gpu"] = {"name": props.name, "memory_gb": round(props.total_memory / 1024**3, 1)}
+    return info
+
+
+def reset_gpu_peak(device: str) -> None:
+    """Start a new peak of torch's GPU memory in this process (no-op on CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_mb(device: str) -> float | None:
+    """Peak GPU memory torch allocated in this process since the last reset (MiB; None on CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 1024**2, 1)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import mlflow.artifacts
@@ -27,6 +26,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from model_registry.env import configure_mlflow
+from model_registry.mlflow_store import (
+    NOT_FOUND,
+    database_uri,
+    is_server_uri,
+    sqlite_path,
+    tag_value,
+    translated,
+)
 from model_registry.types import (
     HISTORY_TAG_PREFIX,
     SPEC_TAG_FIELDS,
@@ -38,55 +45,11 @@ from model_registry.types import (
     from_millis,
 )
 
-if TYPE_CHECKING:
-    from streams.settings import Settings
-
 EXPERIMENT = "streamvision-models"
 SPEC_FILE = "model_spec.json"
 PROFILE_FILE = "reference_profile.json"
 MODEL_PATH = "model"
 MAX_HISTORY = 50
-_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
-_SERVER_SCHEMES = ("http", "https", "databricks")
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _translated(func: Callable[P, R]) -> Callable[P, R]:
-    """Re-raise MlflowException as NotFoundError / RegistryError."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except MlflowException as exc:
-            if exc.error_code in _NOT_FOUND:
-                raise NotFoundError(exc.message) from exc
-            raise RegistryError(exc.message) from exc
-
-    return wrapper
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-
-
-def database_uri(uri: str) -> str:
-    """``uri`` with a PostgreSQL driver that is installed.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; where only psycopg2 is installed, the
-    URI names it (``postgresql+psycopg2://``). Other URIs are returned unchanged.
-    """
-    bare = uri.startswith(("postgresql://", "postgres://"))
-    if bare and importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
-        return "postgresql+psycopg2://" + uri.split("://", 1)[1]
-    return uri
-
-
-def _tag_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 class ModelRegistry:
@@ -103,7 +66,7 @@ class ModelRegistry:
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None, *, cache_dir: Path) -> None:
         configure_mlflow()
         self.tracking_uri = tracking_uri = database_uri(tracking_uri)
-        db = _sqlite_path(tracking_uri)
+        db = sqlite_path(tracking_uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
             if artifact_root is None:
@@ -118,19 +81,16 @@ class ModelRegistry:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ModelRegistry:
-        """The registry of ``settings``: the same store, artifact root and download cache in every process.
+    def open(cls, tracking_uri: str, *, artifact_root: Path, cache_dir: Path) -> ModelRegistry:
+        """The registry at ``tracking_uri``: the same store, artifact root and cache in every process.
 
-        A database URI (SQLite, PostgreSQL...) stores new experiments' artifacts in
-        ``settings.artifact_root``; an MLflow server (``http(s)://``) uses its own artifact store.
+        A database URI (SQLite, PostgreSQL...) stores new experiments' artifacts in ``artifact_root``;
+        an MLflow server (``http(s)://``) uses its own artifact store.
         """
-        uri = settings.tracking_uri
-        remote = uri.split(":", 1)[0].lower() in _SERVER_SCHEMES
-        root = None if remote else settings.artifact_root
-        return cls(uri, root, cache_dir=settings.data_dir / "models")
+        return cls(tracking_uri, None if is_server_uri(tracking_uri) else artifact_root, cache_dir=cache_dir)
 
     # --- versions ----------------------------------------------------------------------------------
-    @_translated
+    @translated
     def register(
         self,
         name: str,
@@ -163,7 +123,7 @@ class ModelRegistry:
         if not spec_path.is_file():
             raise ValueError(f"{artifact_dir} has no {SPEC_FILE}")
         spec = json.loads(spec_path.read_text())
-        tags = {k: _tag_value(spec[k]) for k in SPEC_TAG_FIELDS if k in spec}
+        tags = {k: tag_value(spec[k]) for k in SPEC_TAG_FIELDS if k in spec}
         run = self._client.create_run(self._experiment(), run_name=name, tags={"streamvision.model": name})
         run_id = run.info.run_id
         try:
@@ -186,7 +146,7 @@ class ModelRegistry:
             self.promote(name, version, alias)
         return version
 
-    @_translated
+    @translated
     def download(self, name: str, version: str) -> Path:
         """A local directory with the version's ``model_spec.json`` and weights (cached: free when repeated).
 
@@ -219,7 +179,7 @@ class ModelRegistry:
                     raise
         return target
 
-    @_translated
+    @translated
     def reference_profile(self, name: str, version: str) -> dict[str, Any] | None:
         """The version's reference profile, or None if it has none."""
         run_id = self._client.get_model_version(name, str(version)).run_id
@@ -230,7 +190,7 @@ class ModelRegistry:
             profile: dict[str, Any] = json.loads(Path(path).read_text())
         return profile
 
-    @_translated
+    @translated
     def set_reference_profile(self, name: str, version: str, profile: dict[str, Any]) -> None:
         """Store (or replace) the version's reference profile.
 
@@ -243,17 +203,17 @@ class ModelRegistry:
         self._client.log_dict(run_id, profile, PROFILE_FILE)
 
     # --- aliases -----------------------------------------------------------------------------------
-    @_translated
+    @translated
     def set_alias(self, name: str, alias: str, version: str) -> None:
         """Point ``alias`` at ``version`` (no history; see ``promote``)."""
         self._client.set_registered_model_alias(name, alias, str(version))
 
-    @_translated
+    @translated
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove ``alias`` from the model."""
         self._client.delete_registered_model_alias(name, alias)
 
-    @_translated
+    @translated
     def aliases(self, name: str) -> dict[str, str]:
         """Alias -> version of the model."""
         return {k: str(v) for k, v in self._client.get_registered_model(name).aliases.items()}
@@ -265,7 +225,7 @@ class ModelRegistry:
         except NotFoundError:
             return None
 
-    @_translated
+    @translated
     def promote(self, name: str, version: str, alias: str) -> None:
         """Move ``alias`` to ``version``, remembering the previous version for ``rollback``.
 
@@ -281,7 +241,7 @@ class ModelRegistry:
         if current is not None:
             self._write_history(name, alias, [*self.history(name, alias), current])
 
-    @_translated
+    @translated
     def rollback(self, name: str, alias: str = "champion") -> str:
         """Move ``alias`` back to the version it pointed at before the last ``promote``.
 
@@ -302,19 +262,19 @@ class ModelRegistry:
         self._write_history(name, alias, history)
         raise NotFoundError(f"no earlier {alias!r} version of {name} to roll back to")
 
-    @_translated
+    @translated
     def history(self, name: str, alias: str) -> list[str]:
         """Earlier versions of ``alias``, oldest first."""
         raw = self._client.get_registered_model(name).tags.get(HISTORY_TAG_PREFIX + alias)
         return [str(v) for v in json.loads(raw)] if raw else []
 
     # --- routing -----------------------------------------------------------------------------------
-    @_translated
+    @translated
     def routing(self, name: str) -> Routing:
         """The model's routing (defaults where no tag is set)."""
         return Routing.from_tags(self._client.get_registered_model(name).tags)
 
-    @_translated
+    @translated
     def set_routing(self, name: str, **changes: Any) -> Routing:
         """Change routing fields (``challenger_weight``, ``sticky_by``, ``shadow_sample``).
 
@@ -330,12 +290,12 @@ class ModelRegistry:
         return new
 
     # --- listing -----------------------------------------------------------------------------------
-    @_translated
+    @translated
     def model_info(self, name: str) -> ModelInfo:
         """One registered model with its versions."""
         return self._info(self._client.get_registered_model(name))
 
-    @_translated
+    @translated
     def list_models(self) -> list[ModelInfo]:
         """Every registered model with versions, aliases, tags and routing, sorted by name."""
         models = self._pages(self._client.search_registered_models, max_results=1000)
@@ -412,7 +372,7 @@ class ModelRegistry:
         try:
             self._client.get_model_version(name, version)
         except MlflowException as exc:
-            if exc.error_code in _NOT_FOUND:
+            if exc.error_code in NOT_FOUND:
                 return False
             raise
         return True

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from model_registry.checkpoints import FAMILY_TASKS, build_artifact, parse_labels
 from model_registry.listing import model_json, model_table, routing_text
 from model_registry.types import RegistryError
+from streams.io.registry import open_registry
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,7 @@ def run_models_command(
     except ValueError as exc:  # a settings flag with an invalid value
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    from model_registry.registry import ModelRegistry
-
-    registry = ModelRegistry.from_settings(settings)
+    registry = open_registry(settings)
     handler = _COMMANDS[parsed.subcommand]
     try:
         handler(registry, parsed, settings, out)
@@ -241,7 +240,7 @@ def _verify_and_profile(
             spec.write(artifact)
         profile = None
         if reference is not None:
-            from model_registry.reference import profile_from_folder
+            from monitoring.reference import profile_from_folder
 
             profile = profile_from_folder(
                 model,

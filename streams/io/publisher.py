@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,9 @@ from streams.io.store import RedisStore
 from streams.pipeline.records import now_ms
 from streams.settings import Settings
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
 
 def content_type_for(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-
-
-def image_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Image files among ``paths``; folders are walked in name order."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
 
 
 def image_event(

@@ -25,6 +25,7 @@ from inference.runner import BatchRunner, ResultHandler
 from model_registry.registry import ModelRegistry
 from model_registry.types import NotFoundError
 from streams import metrics
+from streams.io.registry import open_registry
 from streams.pipeline.serving import LoadedVersion, Routing, ServingSet
 from streams.settings import Settings
 
@@ -46,11 +47,6 @@ class ModelStatus:
     errors: list[dict[str, Any]] = field(default_factory=list)  # recent load failures
     failed: dict[str, str] = field(default_factory=dict)  # version an alias names -> why it is not serving
     last_refresh: float | None = None
-
-
-def open_registry(settings: Settings) -> ModelRegistry:
-    """The registry of ``settings`` (see ``ModelRegistry.from_settings``)."""
-    return ModelRegistry.from_settings(settings)
 
 
 class ModelRegistryService(Service):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import redis
 
-from model_registry.demo import ensure_demo_models
+from streams.feeders.demo import ensure_demo_models
 from streams.io.store import PAYLOAD_PREFIX
 from streams.settings import Settings
 from tests.integration.conftest import read_topic

@@ -19,9 +19,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from model_registry.demo import DEMO_CLASSIFIER, ensure_demo_models
 from streams.devstack.processes import free_port
-from streams.feeders.demo import sample_cameras
+from streams.feeders.demo import DEMO_CLASSIFIER, ensure_demo_models, sample_cameras
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from streams.devstack.processes import free_port
 from streams.devstack.worker import spawn_worker
 from streams.io.kafka import ensure_topics
 from streams.io.publisher import ImagePublisher
-from streams.runtime.models import open_registry
+from streams.io.registry import open_registry
 from streams.settings import Settings
 from streams.topology import partition_counts, unique_topics
 from tests.integration.conftest import read_topic, run_sync, wait_http

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from model_registry.demo import ensure_demo_models
 from schemas.codec import encode
-from streams.feeders.demo import sample_cameras
+from streams.feeders.demo import ensure_demo_models, sample_cameras
 from streams.io.publisher import ImagePublisher, image_event
 from tests.integration.conftest import eventually, read_topic
 

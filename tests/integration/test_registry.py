@@ -159,6 +159,7 @@ def test_cli_against_real_backends(backend: str, request: pytest.FixtureRequest,
     """``streamvision models`` on PostgreSQL (the bare ``postgresql://`` URI users type) and on an MLflow
     server (its own artifact store)."""
     from streams.cli.models import run_models_command
+    from streams.io.registry import open_registry
     from streams.settings import Settings
 
     if backend == "postgresql":
@@ -179,7 +180,7 @@ def test_cli_against_real_backends(backend: str, request: pytest.FixtureRequest,
     table = models("list", name)
     assert "1        champion" in table and "2        challenger" in table
     models("promote", name, "2", "--alias", "champion")
-    registry = ModelRegistry.from_settings(settings)
+    registry = open_registry(settings)
     assert registry.aliases(name) == {"champion": "2"}
     models("rollback", name)
     assert registry.aliases(name) == {"champion": "1"}

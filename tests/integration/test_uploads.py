@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_registry.demo import DEMO_CLASSIFIER, ensure_demo_models
-from streams.feeders.demo import sample_cameras
+from streams.feeders.demo import DEMO_CLASSIFIER, ensure_demo_models, sample_cameras
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

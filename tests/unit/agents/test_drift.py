@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from agent_records import result
-
 from streams.app import StreamApp
+from tests.unit.agents.agent_records import result
 
 
 async def test_results_collect_a_first_events_baseline(stream_app: StreamApp) -> None:

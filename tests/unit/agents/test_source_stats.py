@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from agent_records import result
-
 from agents.source_stats import UNKNOWN_SOURCE
 from streams.app import StreamApp
+from tests.unit.agents.agent_records import result
 
 
 async def test_results_fill_the_source_tables_and_the_live_stream(stream_app: StreamApp) -> None:

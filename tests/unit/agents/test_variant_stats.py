@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from agent_records import result
-
 from monitoring.abtest import VariantStats
 from streams.app import StreamApp
+from tests.unit.agents.agent_records import result
 
 
 async def test_variants_are_counted_and_shadows_paired(stream_app: StreamApp) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import REPO, interpolate_tree, load_yaml, load_yaml_all
+
+from tests.unit.deploy.deploy_helpers import REPO, interpolate_tree, load_yaml, load_yaml_all
 
 
 @pytest.fixture(scope="session")

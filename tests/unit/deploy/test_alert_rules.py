@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import (
+
+from tests.unit.deploy.deploy_helpers import (
     REPO,
     exported_metric_labels,
     exported_metric_names,

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import (
+
+from streams.cli import build_parser
+from tests.unit.deploy.deploy_helpers import (
     command_list,
     interpolate_tree,
     interpolations,
@@ -18,8 +20,6 @@ from deploy_helpers import (
     settings_env_names,
     settings_from_env,
 )
-
-from streams.cli import build_parser
 
 STREAMVISION_IMAGE = "streamvision:local"
 # Compose-only knobs (credentials of the bundled services); everything else is a Settings field.

@@ -7,7 +7,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from deploy_helpers import command_list, load_yaml, settings_from_env, strings_in
+
+from tests.unit.deploy.deploy_helpers import command_list, load_yaml, settings_from_env, strings_in
 
 STREAMVISION_IMAGE = "streamvision:local"
 # Ports images listen on without saying so in the compose file.

@@ -16,9 +16,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from deploy_helpers import REPO
 
 from streams.settings import Settings
+from tests.unit.deploy.deploy_helpers import REPO
 
 SCRIPTS = REPO / "deploy" / "docker"
 TOPICS_SCRIPT = REPO / "deploy" / "compose" / "create-topics.sh"

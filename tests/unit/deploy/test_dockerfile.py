@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from deploy_helpers import (
+
+from tests.unit.deploy.deploy_helpers import (
     Instruction,
     copy_sources_and_dest,
     dockerignore_patterns,

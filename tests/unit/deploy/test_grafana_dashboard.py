@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import (
+
+from tests.unit.deploy.deploy_helpers import (
     REPO,
     exported_metric_labels,
     exported_metric_names,

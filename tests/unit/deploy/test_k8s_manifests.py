@@ -11,9 +11,15 @@ from typing import Any
 
 import kubernetes_validate as kv
 import pytest
-from deploy_helpers import load_yaml, load_yaml_all, schema_errors, settings_env_names, settings_from_env
 
 from streams.settings import Settings
+from tests.unit.deploy.deploy_helpers import (
+    load_yaml,
+    load_yaml_all,
+    schema_errors,
+    settings_env_names,
+    settings_from_env,
+)
 
 Docs = dict[tuple[str, str], dict[str, Any]]
 CRD_SCHEMAS = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from deploy_helpers import (
+
+from tests.unit.deploy.deploy_helpers import (
     exported_metric_labels,
     exported_metric_names,
     grafana_to_promql,

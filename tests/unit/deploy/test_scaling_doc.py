@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import REPO, settings_env_names
+
+from tests.unit.deploy.deploy_helpers import REPO, settings_env_names
 
 DOC = REPO / "docs" / "SCALING.md"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from monitoring_streams import EventStream, FakeClock
 
 from monitoring.profile import ProfileBuilder, ReferenceProfile
+from tests.unit.monitoring.monitoring_streams import EventStream, FakeClock
 
 
 @pytest.fixture

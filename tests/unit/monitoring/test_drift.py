@@ -7,11 +7,11 @@ import json
 from dataclasses import replace
 
 import pytest
-from monitoring_streams import STATIONARY
 
 from monitoring.drift import METRICS, DriftThresholds, DriftWindow
 from monitoring.profile import ReferenceProfile
 from schemas.serde import decode, encode
+from tests.unit.monitoring.monitoring_streams import STATIONARY
 
 
 def _window(events: list[dict], source: str = "cam-1") -> DriftWindow:

@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import pytest
-from monitoring_streams import STATIONARY, EventStream, FakeClock, Scenario
 
 from monitoring.alerts import AlertTracker
 from monitoring.drift import DriftSnapshot
 from monitoring.profile import ReferenceProfile
 from monitoring.windows import TumblingWindows
 from schemas.serde import encode
+from tests.unit.monitoring.monitoring_streams import STATIONARY, EventStream, FakeClock, Scenario
 
 WINDOW = 120
 SECONDS_PER_EVENT = 0.0625  # a binary fraction: the fake clock adds up exactly

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from monitoring_streams import STATIONARY, EventStream, FakeClock
 
 from monitoring.drift import DriftThresholds
 from monitoring.monitor import DriftMonitor, DriftUpdate, parse_thresholds
 from monitoring.profile import ReferenceProfile
 from schemas.serde import encode
+from tests.unit.monitoring.monitoring_streams import STATIONARY, EventStream, FakeClock
 
 WINDOW = 120
 BATCH = 8

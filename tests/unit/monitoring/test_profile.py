@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from monitoring_streams import CLASSES
 
 from monitoring.features import OTHER
 from monitoring.profile import ProfileBuilder, ReferenceProfile
+from tests.unit.monitoring.monitoring_streams import CLASSES
 
 
 def test_reference_profile_describes_the_stream(reference_profile: ReferenceProfile) -> None:

@@ -15,6 +15,7 @@ from inference.builders import build_random_clip, build_random_yolo, build_simpl
 from model_registry.registry import ModelRegistry
 from streams.cli import main as streamvision_main
 from streams.cli.models import run_models_command
+from streams.io.registry import open_registry
 from streams.settings import Settings
 
 LABELS = ("red", "green", "blue")
@@ -36,7 +37,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry.from_settings(settings)
+    return open_registry(settings)
 
 
 @pytest.fixture(scope="module")

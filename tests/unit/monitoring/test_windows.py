@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from monitoring_streams import FakeClock
 
 from monitoring.windows import ALL_SOURCES, TumblingWindows
+from tests.unit.monitoring.monitoring_streams import FakeClock
 
 
 def _event(source: str = "cam-1", model: str = "clf", version: str = "1", t: int = 0) -> dict:

@@ -14,14 +14,12 @@ from typing import Any
 
 from inference.base import ImageModel, ImageRejected, ModelOutput
 from inference.decode import DecodedImage, decode_image
+from inference.files import image_files
 from monitoring.profile import ProfileBuilder
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-def image_files(folder: Path) -> list[Path]:
+def reference_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursively, by suffix), sorted.
 
     Raises:
@@ -30,7 +28,7 @@ def image_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"reference folder not found: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return list(image_files([folder]))
 
 
 def _decoded(paths: list[Path], max_bytes: int, max_pixels: int) -> Iterator[DecodedImage]:
@@ -85,7 +83,7 @@ def profile_from_folder(
         builder.update(reference_event(d, o, model.spec.task) for d, o in zip(batch, outputs, strict=True))
         batch.clear()
 
-    for decoded in _decoded(image_files(folder), max_bytes, max_pixels):
+    for decoded in _decoded(reference_images(folder), max_bytes, max_pixels):
         batch.append(decoded)
         if len(batch) >= batch_size:
             flush()
