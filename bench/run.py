@@ -33,8 +33,9 @@ from bench.options import BenchOptions, parse_options
 from bench.report import result_row, summarise, targets
 from bench.scenarios import BenchModel, camera_frames, register_models
 from bench.traffic import Collector, RunFailed, burst, steady
-from bench.worker import BenchWorker, WorkerError, group_settings, worker_settings
+from bench.worker import BenchWorker, group_settings, worker_settings
 from streams.devstack.processes import stop_on_signals
+from streams.devstack.worker import WorkerError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

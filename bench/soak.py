@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from streams.devstack.broker import EmbeddedBroker
     from streams.devstack.processes import free_port
     from streams.devstack.redis import EmbeddedRedis, redis_ping
-    from streams.feeders.demo import start_worker, stop_process, wait_ready
+    from streams.devstack.worker import start_worker
     from streams.io.kafka import bootstrap_servers, ensure_topics
     from streams.topology import partition_counts
 
@@ -267,10 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         register_tiny_model(settings)
         asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))
-        worker = start_worker(settings)
-        stack.callback(stop_process, worker)
-        url = f"http://127.0.0.1:{settings.web_port}"
-        asyncio.run(wait_ready(url, worker, timeout_s=300))
+        worker = start_worker(settings, data_dir / "logs" / "worker.log", append=True)
+        stack.callback(worker.stop, timeout_s=20.0)
+        url = worker.url
+        worker.wait_ready(300)
         log.info("soaking for %.0f s at %.1f events/s", args.duration, args.rate)
         result = asyncio.run(
             soak(

@@ -7,13 +7,10 @@ service loading the version from MLflow, the inference pipeline and its outputs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +18,7 @@ from typing import Any, Self
 
 from bench.machine import gpu_memory_mb, peak_rss_mb
 from streams.devstack.processes import free_port
-from streams.devstack.worker import spawn_worker
+from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import ensure_topics
 from streams.settings import Settings
 from streams.topology import partition_counts, unique_topics
@@ -59,10 +56,6 @@ def group_settings(settings: Settings, workers: int) -> list[Settings]:
     return members
 
 
-class WorkerError(RuntimeError):
-    """The worker exited or never became ready."""
-
-
 class BenchWorker:
     """One worker process for one benchmark configuration.
 
@@ -77,6 +70,7 @@ class BenchWorker:
         self.log_path = log_path
         self.ready_timeout_s = ready_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
+        self._worker: WorkerProcess | None = None
         self.started_s: float | None = None
         self._gpu_peak: float | None = None
         self._sampling = threading.Event()
@@ -95,7 +89,8 @@ class BenchWorker:
         """
         asyncio.run(ensure_topics(self.settings.broker_url, partition_counts(self.settings)))
         began = time.monotonic()
-        self.process = spawn_worker(self.settings, self.log_path)
+        self._worker = start_worker(self.settings, self.log_path)
+        self.process = self._worker.process
         self.wait_ready()
         self.started_s = time.monotonic() - began
         if self.settings.device != "cpu":
@@ -109,19 +104,8 @@ class BenchWorker:
         Raises:
             WorkerError: the process exited or was not ready in time.
         """
-        assert self.process is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise WorkerError(f"worker exited ({self.process.returncode}):\n{self.log_tail()}")
-            with (
-                contextlib.suppress(urllib.error.URLError, OSError),
-                urllib.request.urlopen(self.url + "/ready", timeout=2) as response,
-            ):
-                if response.status == 200:
-                    return
-            time.sleep(0.5)
-        raise WorkerError(f"worker not ready after {self.ready_timeout_s}s:\n{self.log_tail()}")
+        assert self._worker is not None
+        self._worker.wait_ready(self.ready_timeout_s)
 
     def _sample_gpu(self) -> None:
         while not self._sampling.wait(0.5):
@@ -132,10 +116,7 @@ class BenchWorker:
                 self._gpu_peak = max(self._gpu_peak or 0.0, used)
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return self._worker.log()[-chars:] if self._worker is not None else ""
 
     def peak_rss_mb(self) -> float | None:
         """The worker's peak RSS so far (MiB)."""
@@ -152,16 +133,9 @@ class BenchWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
         self._sampling.set()
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("worker %s did not stop in %.0fs: killing it", process.pid, timeout)
-            process.kill()
-            process.wait()
+        worker, self._worker, self.process = self._worker, None, None
+        if worker is not None:
+            worker.stop(timeout_s=timeout)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -8,12 +8,9 @@ Ctrl-C (or SIGTERM), which stops everything it started.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import itertools
 import logging
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +23,7 @@ from inference.builders import build_efficientnet_lite0
 from schemas.codec import decode, make_registry
 from streams.devstack.processes import EmbeddedError, port_in_use, stop_on_signals
 from streams.devstack.stack import EmbeddedStack
-from streams.devstack.worker import spawn_worker
+from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, content_type_for
 from streams.io.registry import open_registry
@@ -36,6 +33,7 @@ from streams.topology import partition_counts
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180
+STOP_GRACE_S = 20.0
 DEMO_CLASSIFIER = "imagenet-classifier"
 
 
@@ -146,52 +144,19 @@ async def print_results(settings: Settings) -> None:
         await consumer.stop()
 
 
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    return spawn_worker(settings, settings.data_dir / "logs" / "worker.log", append=True)
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-async def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited with code {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url + "/ready", timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(1.0)
-    raise RuntimeError(f"worker not ready after {timeout_s:.0f}s")
-
-
-async def _demo(
-    settings: Settings, worker: subprocess.Popen[bytes], fps: float, drift_after_s: float | None
-) -> None:
+async def _demo(settings: Settings, worker: WorkerProcess, fps: float, drift_after_s: float | None) -> None:
     url = f"http://{settings.web_host}:{settings.web_port}"
     tasks = [asyncio.create_task(print_results(settings))]
     try:
-        await wait_ready(url, worker, WORKER_START_TIMEOUT_S)
+        await worker.wait_ready_async(WORKER_START_TIMEOUT_S)
         print(
             f"\nStreamVision is running. Dashboard: {url}/   API: {url}/api/sources   Ctrl-C stops.\n",
             flush=True,
         )
         tasks.append(asyncio.create_task(feed_cameras(settings, fps, drift_after_s)))
-        while worker.poll() is None:
+        while worker.process.poll() is None:
             await asyncio.sleep(1.0)
-        raise RuntimeError(f"worker exited with code {worker.returncode}")
+        raise RuntimeError(f"worker exited with code {worker.process.returncode}")
     finally:
         for task in tasks:  # let the feeder and the printer close their Kafka clients
             task.cancel()
@@ -212,7 +177,7 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
         settings = settings.copy(
             drift_window_s=max(20.0, 40.0 / fps), drift_profile_events=40, drift_alert_windows=2
         )
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     try:
         with EmbeddedStack(settings) as stack:
             settings = stack.settings
@@ -225,13 +190,14 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
             )
             print("registering demo models in MLflow (first run only)...", flush=True)
             ensure_demo_models(settings)
-            print(f"starting worker (log: {settings.data_dir / 'logs' / 'worker.log'})...", flush=True)
-            worker = start_worker(settings)
+            log_path = settings.data_dir / "logs" / "worker.log"
+            print(f"starting worker (log: {log_path})...", flush=True)
+            worker = start_worker(settings, log_path, append=True)
             try:
                 asyncio.run(_demo(settings, worker, fps, drift_after_s))
             finally:
                 print("\nstopping...", flush=True)
-                stop_process(worker)
+                worker.stop(timeout_s=STOP_GRACE_S)
     except KeyboardInterrupt:
         return 0
     except (EmbeddedError, RuntimeError) as exc:
@@ -239,5 +205,5 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
         return 1
     finally:
         if worker is not None:
-            stop_process(worker)
+            worker.stop(timeout_s=STOP_GRACE_S)
     return 0

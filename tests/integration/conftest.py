@@ -7,12 +7,10 @@ Factories hand out uuid-named apps and topics, so tests never share state.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import redis
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
 from streams.devstack.redis import EmbeddedRedis
-from streams.devstack.worker import spawn_worker
+from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.settings import Settings
 from streams.topology import partition_counts, unique_topics
@@ -76,48 +74,6 @@ def run_sync(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-@dataclass
-class WorkerProcess:
-    settings: Settings
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = 15, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited ({process.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture
 def worker_factory(tmp_path: Path):
     """Starts worker processes; all are stopped at the end of the test."""
@@ -125,12 +81,10 @@ def worker_factory(tmp_path: Path):
 
     def start(settings: Settings, *, wait_ready: bool = True, timeout: float = 180) -> WorkerProcess:
         run_sync(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))
-        log_path = tmp_path / f"worker-{len(started)}.log"
-        process = spawn_worker(settings, log_path)
-        worker = WorkerProcess(settings, process, log_path)
+        worker = start_worker(settings, tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         if wait_ready:
-            wait_http(worker.url + "/ready", process, timeout, log_path)
+            worker.wait_ready(timeout)
         return worker
 
     yield start

@@ -29,13 +29,12 @@ from bench.soak import TINY_MODEL, register_tiny_model
 from schemas.codec import decode, encode, header
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
-from streams.devstack.worker import spawn_worker
+from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, image_event
 from streams.io.store import RedisStore
 from streams.settings import Settings
 from streams.topology import partition_counts, unique_topics
-from tests.integration.conftest import WorkerProcess, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -193,11 +192,9 @@ def worker_run(
     )
     register_tiny_model(settings)
     asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))
-    log_path = tmp / "worker.log"
-    process = spawn_worker(settings, log_path)
-    worker = WorkerProcess(settings, process, log_path)
+    worker = start_worker(settings, tmp / "worker.log")
     try:
-        wait_http(worker.url + "/ready", process, 180, log_path)
+        worker.wait_ready(180)
         outcomes = asyncio.run(_publish_and_collect(settings))
         yield worker, outcomes
     finally:

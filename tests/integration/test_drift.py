@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode
 from streams.io.kafka import bootstrap_servers
-from tests.integration.conftest import eventually, read_topic, wait_http
+from tests.integration.conftest import eventually, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,7 +88,7 @@ async def test_a_brightness_drop_fires_an_alert_that_resolves(settings_factory, 
     events = [synthetic_event(i, rng, 0.5) for i in range(BASELINE + 2 * WINDOW)]
     events += [synthetic_event(len(events) + i, rng, 0.2) for i in range(3 * WINDOW)]
     await produce(settings, events)
-    wait_http(worker.url + "/health", worker.process, 120, worker.log_path)
+    worker.wait_ready(120, path="/health")
 
     fired = await read_topic(settings, settings.topic_drift_alerts, count=2, timeout=60)
     assert sorted((v["source_id"], v["metric"], v["state"]) for _, v in fired) == [

@@ -8,7 +8,6 @@ covers the three families; each test then checks its family's enriched records.
 from __future__ import annotations
 
 import io
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,13 +21,13 @@ from inference.base import ModelSpec
 from inference.builders import build_random_clip, build_random_yolo, build_simple_cnn
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
-from streams.devstack.worker import spawn_worker
+from streams.devstack.worker import start_worker
 from streams.io.kafka import ensure_topics
 from streams.io.publisher import ImagePublisher
 from streams.io.registry import open_registry
 from streams.settings import Settings
 from streams.topology import partition_counts, unique_topics
-from tests.integration.conftest import read_topic, run_sync, wait_http
+from tests.integration.conftest import read_topic, run_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -94,9 +93,9 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
     models = _register(settings, tmp / "models")
     run_sync(ensure_topics(settings.broker_url, partition_counts(settings)))
     log_path = tmp / "worker.log"
-    process = spawn_worker(settings, log_path)
+    worker = start_worker(settings, log_path)
     try:
-        wait_http(f"http://127.0.0.1:{settings.web_port}/ready", process, 240, log_path)
+        worker.wait_ready(240)
         sent = run_sync(_send_all(settings, models))
         records = run_sync(read_topic(settings, settings.topic_enriched, count=len(sent), timeout=180))
         assert len(records) == len(sent), (
@@ -110,12 +109,7 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
             by_family[family].results.append((size, value))
         yield by_family
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        worker.stop()
 
 
 async def _send_all(
