@@ -129,31 +129,12 @@ def build_artifact(
     labels = tuple(labels)
     if family == "clip":
         weights, size = _copy_clip(checkpoint, out_dir)
-        if not labels:
-            raise ValueError("a CLIP model needs --labels (the zero-shot classes)")
-        prompts = tuple(prompts) or DEFAULT_PROMPTS
-        bad = [p for p in prompts if "{}" not in p]
-        if bad:
-            raise ValueError(f"every prompt needs one '{{}}' for the label: {bad}")
+        prompts = _clip_prompts(labels, prompts)
         input_size = input_size or size
     elif family == "yolo":
-        if not checkpoint.is_file():
-            raise ValueError(f"a YOLO checkpoint is an ultralytics .pt file, not {checkpoint}")
-        weights = YOLO_WEIGHTS
-        shutil.copyfile(checkpoint, out_dir / weights)
-        prompts = ()
+        weights, prompts = _copy_yolo(checkpoint, out_dir), ()
     else:
-        if not checkpoint.is_file():
-            raise ValueError(f"a classifier checkpoint is a state-dict file, not {checkpoint}")
-        arch = arch or extra.get("arch")
-        if not arch:
-            raise ValueError("a classifier needs --arch (e.g. efficientnet_lite0, simple_cnn, resnet18)")
-        if not labels:
-            raise ValueError("a classifier needs --labels (its class names, in output order)")
-        extra["arch"] = arch
-        weights = checkpoint.name
-        shutil.copyfile(checkpoint, out_dir / weights)
-        prompts = ()
+        weights, prompts = _copy_classifier(checkpoint, out_dir, labels, arch, extra), ()
     spec = ModelSpec(
         family=family,  # type: ignore[arg-type]
         task=expected_task,  # type: ignore[arg-type]
@@ -166,6 +147,39 @@ def build_artifact(
     )
     spec.write(out_dir)
     return spec
+
+
+def _clip_prompts(labels: tuple[str, ...], prompts: Sequence[str]) -> tuple[str, ...]:
+    if not labels:
+        raise ValueError("a CLIP model needs --labels (the zero-shot classes)")
+    prompts = tuple(prompts) or DEFAULT_PROMPTS
+    bad = [p for p in prompts if "{}" not in p]
+    if bad:
+        raise ValueError(f"every prompt needs one '{{}}' for the label: {bad}")
+    return prompts
+
+
+def _copy_yolo(checkpoint: Path, out_dir: Path) -> str:
+    if not checkpoint.is_file():
+        raise ValueError(f"a YOLO checkpoint is an ultralytics .pt file, not {checkpoint}")
+    shutil.copyfile(checkpoint, out_dir / YOLO_WEIGHTS)
+    return YOLO_WEIGHTS
+
+
+def _copy_classifier(
+    checkpoint: Path, out_dir: Path, labels: tuple[str, ...], arch: str | None, extra: dict[str, Any]
+) -> str:
+    """Copy a state dict; ``extra["arch"]`` is set to its architecture."""
+    if not checkpoint.is_file():
+        raise ValueError(f"a classifier checkpoint is a state-dict file, not {checkpoint}")
+    arch = arch or extra.get("arch")
+    if not arch:
+        raise ValueError("a classifier needs --arch (e.g. efficientnet_lite0, simple_cnn, resnet18)")
+    if not labels:
+        raise ValueError("a classifier needs --labels (its class names, in output order)")
+    extra["arch"] = arch
+    shutil.copyfile(checkpoint, out_dir / checkpoint.name)
+    return checkpoint.name
 
 
 def _copy_clip(checkpoint: Path, out_dir: Path) -> tuple[str, int | None]:

@@ -40,6 +40,35 @@ TOPICS: dict[str, str | None] = {
     "topic_drift_alerts": "DriftAlert",
 }
 
+#: Every table: name → (help, global). Values are plain JSON dicts (``value_type=None``): Faust treats any
+#: value_type as a model class and, with dict, changelog recovery fails ("dict has no attribute
+#: from_data") and the partitions stay paused. A global table holds every partition's rows on every
+#: worker: the A/B verdict and /api/drift, /api/alerts answer without routing. Drift keys are
+#: "model|version|source" (source "*": all sources of this worker's partitions).
+TABLES: dict[str, tuple[str, bool]] = {
+    "source_stats": (
+        "Per source: events served, errors by type, last seen, latency percentiles, top labels.",
+        False,
+    ),
+    "latest_by_source": (
+        "Per source: the latest enriched result (model, variant, top predictions, timings).",
+        False,
+    ),
+    "variant_stats": (
+        "Per model|version|variant|partition: counts, latency and confidence quantiles, labels, "
+        "accuracy and shadow agreement. Global: every worker sees all partitions for the A/B verdict.",
+        True,
+    ),
+    "drift_state": (
+        "Per model|version|source: the latest closed window's DriftStat, metric levels and profile kind.",
+        True,
+    ),
+    "drift_alert_log": (
+        "Per alert_id: the alert's latest DriftAlert record (FIRING = active; the newest RESOLVED kept).",
+        True,
+    ),
+}
+
 
 def topic_names(settings: Settings) -> tuple[str, ...]:
     """The names of every topic under ``settings``, in :data:`TOPICS` order.
@@ -109,22 +138,18 @@ def build_topology(app: Any, settings: Settings) -> Topology:
     partitions = settings.topic_partitions
 
     def topic(*names: str, schema: str | None) -> Any:
+        serializer = codecs[schema] if schema else "raw"
         return app.topic(
-            *names,
-            key_type=str,
-            key_serializer="raw",
-            value_serializer=codecs[schema] if schema else "raw",
-            partitions=partitions,
+            *names, key_type=str, key_serializer="raw", value_serializer=serializer, partitions=partitions
         )
 
-    def table(name: str, help: str, *, everywhere: bool = False) -> Any:
-        # Values are plain JSON dicts (value_type=None): Faust treats any value_type as a model class
-        # and, with dict, changelog recovery fails ("dict has no attribute from_data") and the
-        # partitions stay paused. Global tables: every worker sees every partition's rows.
-        factory = app.GlobalTable if everywhere else app.Table
-        return factory(name, key_type=str, value_type=None, partitions=partitions, help=help)
-
     topics = {field: topic(getattr(settings, field), schema=schema) for field, schema in TOPICS.items()}
+    tables = {
+        name: (app.GlobalTable if everywhere else app.Table)(
+            name, key_type=str, value_type=None, partitions=partitions, help=help
+        )
+        for name, (help, everywhere) in TABLES.items()
+    }
     return Topology(
         settings=settings,
         schema_registry=registry,
@@ -136,31 +161,5 @@ def build_topology(app: Any, settings: Settings) -> Topology:
         drift_stats=topics["topic_drift_stats"],
         drift_alerts=topics["topic_drift_alerts"],
         all_results=topic(settings.topic_enriched, settings.topic_shadow, schema="EnrichedEvent"),
-        source_stats=table(
-            "source_stats",
-            "Per source: events served, errors by type, last seen, latency percentiles, top labels.",
-        ),
-        latest_by_source=table(
-            "latest_by_source",
-            "Per source: the latest enriched result (model, variant, top predictions, timings).",
-        ),
-        variant_stats=table(
-            "variant_stats",
-            "Per model|version|variant|partition: counts, latency and confidence quantiles, labels, "
-            "accuracy and shadow agreement. Global: every worker sees all partitions for the A/B verdict.",
-            everywhere=True,
-        ),
-        # Drift (agents/drift.py writes, streams/web/drift.py reads). Global, so /api/drift and
-        # /api/alerts answer without routing. Keys are "model|version|source" (source "*" = all
-        # sources this worker's partitions carry).
-        drift_state=table(
-            "drift_state",
-            "Per model|version|source: the latest closed window's DriftStat, metric levels and profile kind.",
-            everywhere=True,
-        ),
-        drift_alert_log=table(
-            "drift_alert_log",
-            "Per alert_id: the alert's latest DriftAlert record (FIRING = active; the newest RESOLVED kept).",
-            everywhere=True,
-        ),
+        **tables,
     )

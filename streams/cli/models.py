@@ -44,35 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streamvision models", description="MLflow model registry: versions, aliases, A/B routing."
     )
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
-
-    p = sub.add_parser("register", help="Register a new version from a local checkpoint.")
-    p.add_argument("name", help="Registered model name.")
-    p.add_argument(
-        "checkpoint",
-        type=Path,
-        help="A Hugging Face CLIP directory, an ultralytics .pt, a classifier state dict, or a "
-        "directory with model_spec.json.",
-    )
-    p.add_argument("--family", choices=sorted(FAMILY_TASKS), help="Model family (detected when omitted).")
-    p.add_argument("--task", choices=sorted(set(FAMILY_TASKS.values())), help="Checked against the family.")
-    p.add_argument("--labels", help="Class names: a,b,c or a text file with one per line.")
-    p.add_argument(
-        "--prompt", dest="prompts", action="append", default=[], help="CLIP prompt with {} (repeatable)."
-    )
-    p.add_argument("--prompts-file", type=Path, help="CLIP prompts, one per line.")
-    p.add_argument("--input-size", type=int, help="Model input side in pixels.")
-    p.add_argument("--arch", help="Classifier architecture: efficientnet_lite0, simple_cnn, resnet18, ...")
-    p.add_argument("--top-k", type=int, help="Predictions kept per image.")
-    p.add_argument("--mean", help="Classifier normalisation mean, 0-255 units: r,g,b.")
-    p.add_argument("--std", help="Classifier normalisation std, 0-255 units: r,g,b.")
-    p.add_argument("--resize", choices=("center_crop", "squash"), help="Classifier resize mode.")
-    p.add_argument("--conf", type=float, help="YOLO confidence threshold.")
-    p.add_argument("--iou", type=float, help="YOLO NMS IoU threshold.")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="Run parameter to log.")
-    p.add_argument("--description", default="", help="Version description.")
-    p.add_argument("--reference", type=Path, metavar="DIR", help="Reference images: store a drift profile.")
-    p.add_argument("--alias", choices=ALIASES, help="Point this alias at the new version.")
-    p.add_argument("--no-verify", action="store_true", help="Register without loading the model first.")
+    _register_arguments(sub.add_parser("register", help="Register a new version from a local checkpoint."))
 
     p = sub.add_parser("list", help="Versions, aliases, routing and tags.")
     p.add_argument("name", nargs="?", help="Only this model.")
@@ -103,6 +75,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--alias", choices=ALIASES, default="champion")
     return parser
+
+
+def _register_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="Registered model name.")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="A Hugging Face CLIP directory, an ultralytics .pt, a classifier state dict, or a "
+        "directory with model_spec.json.",
+    )
+    p.add_argument("--family", choices=sorted(FAMILY_TASKS), help="Model family (detected when omitted).")
+    p.add_argument("--task", choices=sorted(set(FAMILY_TASKS.values())), help="Checked against the family.")
+    p.add_argument("--labels", help="Class names: a,b,c or a text file with one per line.")
+    p.add_argument(
+        "--prompt", dest="prompts", action="append", default=[], help="CLIP prompt with {} (repeatable)."
+    )
+    p.add_argument("--prompts-file", type=Path, help="CLIP prompts, one per line.")
+    p.add_argument("--input-size", type=int, help="Model input side in pixels.")
+    p.add_argument("--arch", help="Classifier architecture: efficientnet_lite0, simple_cnn, resnet18, ...")
+    p.add_argument("--top-k", type=int, help="Predictions kept per image.")
+    p.add_argument("--mean", help="Classifier normalisation mean, 0-255 units: r,g,b.")
+    p.add_argument("--std", help="Classifier normalisation std, 0-255 units: r,g,b.")
+    p.add_argument("--resize", choices=("center_crop", "squash"), help="Classifier resize mode.")
+    p.add_argument("--conf", type=float, help="YOLO confidence threshold.")
+    p.add_argument("--iou", type=float, help="YOLO NMS IoU threshold.")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="Run parameter to log.")
+    p.add_argument("--description", default="", help="Version description.")
+    p.add_argument("--reference", type=Path, metavar="DIR", help="Reference images: store a drift profile.")
+    p.add_argument("--alias", choices=ALIASES, help="Point this alias at the new version.")
+    p.add_argument("--no-verify", action="store_true", help="Register without loading the model first.")
 
 
 def _settings_parser() -> argparse.ArgumentParser:

@@ -16,12 +16,13 @@ from streams.topology import Topology
 
 def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
     """Declare the health, metrics, sources and models pages on ``app`` (see :mod:`streams.app`)."""
+    _health_pages(app, runtime)
+    _source_pages(app, topology, runtime)
+    _model_pages(app, topology, runtime)
+
+
+def _health_pages(app: Any, runtime: WorkerRuntime) -> None:
     settings = runtime.settings
-    source_stats, latest_by_source, variant_stats = (
-        topology.source_stats,
-        topology.latest_by_source,
-        topology.variant_stats,
-    )
 
     @app.page("/health")
     async def health(self: web.View, request: web.Request) -> web.Response:
@@ -45,6 +46,14 @@ def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
         return self.bytes(
             metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         )
+
+
+def _source_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
+    settings, source_stats, latest_by_source = (
+        runtime.settings,
+        topology.source_stats,
+        topology.latest_by_source,
+    )
 
     @app.page("/api/sources")
     async def sources(self: web.View, request: web.Request) -> web.Response:
@@ -75,6 +84,10 @@ def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
                     "latest": latest_by_source.get(source_id),
                 }
             )
+
+
+def _model_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
+    settings, variant_stats = runtime.settings, topology.variant_stats
 
     @app.page("/api/models")
     async def models(self: web.View, request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""streams.camera without a broker: sources, sampling, pacing, reconnects, the status line."""
+"""streams.feeders.camera and .capture without a broker: sources, sampling, pacing, reconnects, status."""
 
 from __future__ import annotations
 
@@ -17,17 +17,12 @@ from streams.feeders.camera import (
     Backoff,
     Camera,
     CameraOptions,
-    CameraSource,
-    CaptureError,
-    Frame,
     FrameSampler,
     StatusLine,
-    encode_jpeg,
-    open_capture,
     options_from_args,
-    parse_source,
     run_camera,
 )
+from streams.feeders.capture import CameraSource, CaptureError, Frame, encode_jpeg, open_capture, parse_source
 
 
 def write_video(path: Path, frames: int, fps: float, size: tuple[int, int] = (64, 48)) -> Path:
