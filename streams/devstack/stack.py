@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from streams.devstack.broker import EmbeddedBroker
-from streams.devstack.processes import EmbeddedError
+from streams.devstack.processes import EmbeddedError, Stoppable
 from streams.devstack.redis import EmbeddedRedis
 from streams.settings import Settings
 
 
-class EmbeddedStack:
+class EmbeddedStack(Stoppable):
     """Start the parts the settings leave unset; stop them in reverse order.
 
     Args:
@@ -107,8 +106,3 @@ class EmbeddedStack:
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -21,9 +21,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from streams.devstack.processes import Stoppable
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def spawn_worker(settings: Settings, log_path: Path, *, append: bool = False) ->
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(Stoppable):
     """One worker process, its settings and its log.
 
     Args:
@@ -133,14 +133,6 @@ class WorkerProcess:
             log.warning("worker %s did not stop in %.0fs: killing it", self.process.pid, timeout_s)
             self.process.kill()
             self.process.wait()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def start_worker(
