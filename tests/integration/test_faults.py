@@ -1,19 +1,13 @@
-"""Faults a worker must survive.
+"""Faults a worker must survive, on real parts (worker process, broker, Redis, MLflow): Redis down and
+back, the model registry unreachable and back, and a broker restart.
 
-Unit level (no broker; the model is a fake, the only way to fail on demand or run out of GPU memory
-on a CPU machine): a model raising on one image (per-image retry, then MODEL_ERROR in the DLQ), out of
-GPU memory (the batch is split and retried), and records finishing out of order (acked in offset
-order so a commit never passes a record still in flight).
-
-Integration (real worker process, broker, Redis, MLflow): Redis down and back, the model registry
-unreachable and back, and a broker restart.
+The unit-level faults (a fake model raising, or running out of GPU memory; records finishing out of
+order) are in tests/unit/inference/test_runner.py and tests/unit/streams/pipeline/test_core.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import io
 import itertools
 import json
 import re
@@ -23,246 +17,25 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
-from inference.base import ImageModel, ModelOutput, ModelSpec, Prediction, Prepared
-from inference.runner import BatchRunner, Job, predict_isolated
-from schemas.codec import SchemaError, encode
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.processes import free_port
 from streams.devstack.redis import EmbeddedRedis
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, image_event
 from streams.io.store import RedisStore
-from streams.pipeline.core import InferencePipeline, RawRecord
-from streams.pipeline.serving import LoadedVersion, ServingSet
 from streams.settings import Settings
 from tests.integration.conftest import eventually, read_topic, run_sync, topic_partitions
 
 integration = pytest.mark.integration
-POISON = 250  # a fake-model input whose first pixel is this bright makes the model raise
-
-
-# --- fakes for the unit-level faults -------------------------------------------------------------------
-class FakeModel(ImageModel):
-    """Labels each input by its first pixel; raises on poison, or OOM on batches above ``max_ok``."""
-
-    family = "classifier"
-
-    def __init__(self, *, device: str = "cpu", max_ok: int | None = None) -> None:
-        super().__init__(ModelSpec("classifier", "classification", 8, ("x",), "none"), device)
-        self.max_ok = max_ok
-        self.calls: list[int] = []
-        self.gate = threading.Event()
-        self.gate.set()
-
-    @classmethod
-    def load(cls, spec, artifact_dir, device="cpu", precision="fp32"):  # pragma: no cover - unused
-        raise NotImplementedError
-
-    def prepare(self, image: np.ndarray) -> Prepared:
-        return Prepared(np.asarray(image[:1, :1, :1], dtype=np.uint8), (image.shape[1], image.shape[0]))
-
-    def predict_batch(self, batch: Sequence[Prepared]) -> list[ModelOutput]:
-        self.gate.wait(30)
-        self.calls.append(len(batch))
-        if self.max_ok is not None and len(batch) > self.max_ok:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
-        if any(int(p.array.flat[0]) == POISON for p in batch):
-            raise ValueError("poisoned input")
-        return [ModelOutput([Prediction(str(int(p.array.flat[0])), 1.0)]) for p in batch]
-
-
-def _prepared(value: int) -> Prepared:
-    return Prepared(np.full((1, 1, 1), value, dtype=np.uint8), (1, 1))
-
-
-def test_out_of_gpu_memory_splits_the_batch_until_it_fits():
-    model = FakeModel(device="cuda", max_ok=4)
-    results = predict_isolated(model, [_prepared(i) for i in range(16)])
-    assert [r.predictions[0].label for r in results] == [str(i) for i in range(16)]  # all, in order
-    assert model.calls == [16, 8, 4, 4, 8, 4, 4]
-
-
-def test_a_model_error_fails_only_the_bad_image():
-    model = FakeModel()
-    batch = [_prepared(i) for i in range(7)] + [_prepared(POISON)] + [_prepared(9)]
-    results = predict_isolated(model, batch)
-    assert isinstance(results[7], ValueError)
-    assert [r.predictions[0].label for i, r in enumerate(results) if i != 7] == [*map(str, range(7)), "9"]
-
-
-async def test_batch_runner_hands_every_job_back_with_its_own_result():
-    model = FakeModel()
-    delivered: list[tuple[Any, Any]] = []
-    done = asyncio.Event()
-
-    async def on_results(jobs, results, info):
-        delivered.extend((job.context, result) for job, result in zip(jobs, results, strict=True))
-        if len(delivered) == 6:
-            done.set()
-
-    with ThreadPoolExecutor(1) as pool:
-        runner = BatchRunner(model, pool, on_results, max_batch_size=8, max_wait_s=1000)
-        runner.start()
-        for i in (1, 2, POISON, 3, 4, 5):
-            await runner.submit(Job(_prepared(i), i))
-        runner.batcher.close()  # flush what is queued (the time trigger is unreachable)
-        await asyncio.wait_for(done.wait(), 10)
-        await runner.close()
-    by_context = dict(delivered)
-    assert isinstance(by_context[POISON], ValueError)
-    assert all(by_context[i].predictions[0].label == str(i) for i in (1, 2, 3, 4, 5))
-
-
-class Catalog:
-    def __init__(self, loaded: LoadedVersion) -> None:
-        self.set = ServingSet("fake", loaded)
-
-    def serving(self, name):
-        return self.set if name == "fake" else None
-
-    def replacement(self, name, variant):
-        return self.set.champion
-
-
-def _jpeg_value(value: int, event_id: str) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (16, 16), (value, value, value)).save(out, "PNG")  # lossless: exact pixel
-    event = image_event(source_id="cam", content_type="image/png", image=out.getvalue(), event_id=event_id)
-    return encode("ImageEvent", event)
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.enriched_values: list[dict[str, Any]] = []
-        self.dead_values: list[dict[str, Any]] = []
-        self.changed = asyncio.Event()
-
-    async def enriched(self, key, value):
-        self.enriched_values.append(value)
-        self.changed.set()
-
-    async def shadow(self, key, value):
-        self.changed.set()
-
-    async def dead_letter(self, key, value):
-        self.dead_values.append(value)
-        self.changed.set()
-
-    async def until(self, predicate, timeout: float = 10.0) -> None:
-        async def loop():
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(loop(), timeout)
-
-
-@pytest.fixture
-async def pipeline_parts() -> AsyncIterator[tuple[InferencePipeline, FakeModel, _Collector]]:
-    model = FakeModel()
-    outputs = _Collector()
-    settings = Settings(models=("fake",), max_in_flight=8, decode_threads=1)
-    pool = ThreadPoolExecutor(1)
-    pipeline: InferencePipeline | None = None
-
-    async def on_results(jobs, results, info):
-        assert pipeline is not None
-        await pipeline.on_results(jobs, results, info)
-
-    runner = BatchRunner(model, pool, on_results, max_batch_size=4, max_wait_s=0.001)
-    runner.start()
-    pipeline = InferencePipeline(settings, Catalog(LoadedVersion("fake", "1", model.spec, runner)), outputs)
-    yield pipeline, model, outputs
-    model.gate.set()
-    await runner.close(timeout=5)
-    pipeline.close()
-    pool.shutdown()
-
-
-async def test_a_model_error_dead_letters_the_image_as_model_error(pipeline_parts):
-    pipeline, _, outputs = pipeline_parts
-    acked: list[int] = []
-    for offset, value in enumerate((10, POISON, 20)):
-        value_bytes = _jpeg_value(value, f"e{offset}")
-        record = RawRecord("raw", 0, offset, b"cam", value_bytes, lambda o=offset: acked.append(o))
-        await pipeline.submit(record)
-    assert await pipeline.drain(timeout=10)
-    assert [v["event_id"] for v in outputs.dead_values] == ["e1"]
-    letter = outputs.dead_values[0]
-    assert letter["error_type"] == "MODEL_ERROR" and letter["stage"] == "inference"
-    assert "poisoned input" in letter["error_message"]
-    assert sorted(v["event_id"] for v in outputs.enriched_values) == ["e0", "e2"]
-    assert acked == [0, 1, 2]
-
-
-async def test_records_are_acked_in_offset_order_per_partition(pipeline_parts):
-    pipeline, model, outputs = pipeline_parts
-    acked: list[tuple[int, int]] = []
-
-    def record(partition: int, offset: int, value: bytes) -> RawRecord:
-        return RawRecord("raw", partition, offset, b"cam", value, lambda: acked.append((partition, offset)))
-
-    model.gate.clear()  # the model hangs: offset 0 stays in flight
-    await pipeline.submit(record(0, 0, _jpeg_value(10, "slow")))
-    await pipeline.submit(record(0, 1, b"not avro"))  # dead-lettered at once
-    await pipeline.submit(record(1, 0, b"also not avro"))  # another partition: not held up
-    await outputs.until(lambda: len(outputs.dead_values) == 2)
-    assert acked == [(1, 0)], "offset 1 acked while offset 0 is in flight: a commit could skip it"
-    assert pipeline.in_flight == 2
-    model.gate.set()
-    assert await pipeline.drain(timeout=10)
-    assert acked == [(1, 0), (0, 0), (0, 1)]
-    assert [v["event_id"] for v in outputs.enriched_values] == ["slow"]
-
-
-async def test_an_output_that_cannot_be_published_is_dead_lettered_not_left_in_flight(pipeline_parts):
-    pipeline, _, outputs = pipeline_parts
-
-    async def refuse(key, value):
-        raise SchemaError("value does not fit EnrichedEvent")
-
-    outputs.enriched = refuse
-    acked: list[int] = []
-    await pipeline.submit(RawRecord("raw", 0, 0, b"cam", _jpeg_value(10, "e0"), lambda: acked.append(0)))
-    assert await pipeline.drain(timeout=10)
-    assert acked == [0]
-    (letter,) = outputs.dead_values
-    assert letter["error_type"] == "MODEL_ERROR" and letter["stage"] == "output"
-
-
-@pytest.mark.parametrize("committed", [None, 0, 10])
-def test_faust_would_commit_past_an_unacked_record(committed):
-    """Why the pipeline acks in offset order: faust-streaming 0.15.3 commits past an unacked offset.
-
-    The next offset to read (``committed``) is still in flight, the two after it are acked: Faust
-    returns a commit offset beyond all three. If this starts failing, Faust fixed it.
-    """
-    from collections import defaultdict
-    from types import SimpleNamespace
-
-    from faust.transport.consumer import Consumer
-    from faust.types import TP
-
-    tp, head = TP("raw", 0), committed or 0
-    consumer = SimpleNamespace(
-        _acked=defaultdict(list, {tp: [head + 1, head + 2]}),
-        _acked_index=defaultdict(set, {tp: {head + 1, head + 2}}),
-        _gap=defaultdict(lambda: None),
-        _committed_offset=defaultdict(lambda: None, {tp: committed}),
-    )
-    assert Consumer._new_offset(consumer, tp) == head + 3  # offset ``head`` would be skipped
 
 
 # --- integration: a real worker ------------------------------------------------------------------------

@@ -23,3 +23,26 @@ def test_committed_offsets_reads_the_consumers_private_map() -> None:
     consumer = SimpleNamespace(_committed_offset=defaultdict(lambda: None, {("raw", 0): 41}))
     assert compat.committed_offsets(consumer)[("raw", 0)] == 41
     assert compat.committed_offsets(SimpleNamespace()) == {}
+
+
+@pytest.mark.parametrize("committed", [None, 0, 10])
+def test_faust_would_commit_past_an_unacked_record(committed):
+    """Why the pipeline acks in offset order: faust-streaming 0.15.3 commits past an unacked offset.
+
+    The next offset to read (``committed``) is still in flight, the two after it are acked: Faust
+    returns a commit offset beyond all three. If this starts failing, Faust fixed it.
+    """
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    tp, head = TP("raw", 0), committed or 0
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list, {tp: [head + 1, head + 2]}),
+        _acked_index=defaultdict(set, {tp: {head + 1, head + 2}}),
+        _gap=defaultdict(lambda: None),
+        _committed_offset=defaultdict(lambda: None, {tp: committed}),
+    )
+    assert Consumer._new_offset(consumer, tp) == head + 3  # offset ``head`` would be skipped
