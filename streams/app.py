@@ -14,7 +14,13 @@ import faust
 from streams.settings import Settings
 
 # Modules that declare agents, pages and timers; imported by app.discover() at worker start.
-DISCOVER = ("agents", "streams.views", "streams.api", "streams.drift_views")
+VIEWS = ("streams.views", "streams.api", "streams.drift_views")
+STATS_AGENTS = ("agents.source_stats", "agents.variant_stats", "agents.drift")
+AGENTS_BY_ROLE = {
+    "all": ("agents.ingest", *STATS_AGENTS),
+    "inference": ("agents.ingest",),  # images.raw → results: nothing else on the model's device
+    "stats": STATS_AGENTS,  # the tables, drift and the views' data, from the output topics
+}
 
 
 class StreamWorker(faust.Worker):
@@ -37,7 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=settings.broker_url,
         store="memory://",  # tables live in memory and recover from their changelog topics
-        autodiscover=DISCOVER,
+        autodiscover=(*AGENTS_BY_ROLE[settings.role], *VIEWS),
         Worker=StreamWorker,
         origin="streams",
         version=1,
