@@ -30,6 +30,8 @@ class BenchOptions:
     image_size: tuple[int, int]
     keep_data: bool
     workers: int = 1  # worker processes per pipeline run, one consumer group (e.g. several per GPU)
+    no_naive: bool = False  # skip the naive (one event at a time) run
+    roles: str = "split"  # split: inference workers + one stats worker; all: every agent in each worker
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode-threads, --torch-threads...) go before the '--'.",
     )
     parser.add_argument(
-        "--family", type=_families, default=FAMILIES, help="classifier|clip|yolo|all (or a list)"
+        "--family", type=_families, default=FAMILIES, help="classifier|clip|yolo|tiny|all (or a list)"
     )
     parser.add_argument("--batch-sizes", type=_int_list, default=None, help="default 1,8,16,32 (--quick: 8)")
     parser.add_argument("--events", type=int, default=None, help="events per throughput run (default: sized)")
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick", action="store_true", help="a short run for CI (one batch size, small runs)"
     )
+    parser.add_argument("--no-naive", action="store_true", help="skip the one-event-at-a-time pipeline run")
     parser.add_argument("--ceiling-only", action="store_true", help="no broker, no worker: the model alone")
     parser.add_argument("--seconds", type=float, default=None, help="target length of a throughput run")
     parser.add_argument("--latency-seconds", type=float, default=None, help="length of the latency run")
@@ -92,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="YOLO input side (default 640 on CUDA, 320 on CPU or with --quick)",
+    )
+    parser.add_argument(
+        "--roles",
+        choices=("split", "all"),
+        default="split",
+        help="split (default, as production runs): inference workers plus one stats worker; "
+        "all: every agent in each worker",
     )
     parser.add_argument("--image-size", type=_size, default=(640, 480), help="camera frames, WxH (640x480)")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir (logs, MLflow)")
@@ -140,4 +150,6 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         image_size=ns.image_size,
         keep_data=ns.keep_data,
         workers=ns.workers,
+        roles=ns.roles,
+        no_naive=ns.no_naive,
     )

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import stages
 from bench.ceiling import measure_ceiling, prepare_pool
 from bench.machine import gpu_peak_mb, load_average, machine_info, peak_rss_mb, reset_gpu_peak
 from bench.options import BenchOptions, parse_options
@@ -151,6 +152,8 @@ class Benchmark:
                 "seconds": options.seconds,
                 "latency_seconds": options.latency_seconds,
                 "workers": options.workers,
+                "roles": options.roles,
+                "no_naive": options.no_naive,
             },
             "bench_peak_rss_mb": peak_rss_mb(),
             "results": rows,
@@ -193,7 +196,7 @@ class Benchmark:
         finally:
             loaded.close()
         naive = None
-        if not options.ceiling_only:
+        if not options.ceiling_only and not options.no_naive:
             slowest = min(c["images_per_s"] for _, c, _, _ in measured)
             naive = self._pipeline(base, model, frames, 1, slowest, tmp, naive=True)
         return [
@@ -210,6 +213,18 @@ class Benchmark:
             )
             for batch_size, ceiling, pipeline, gpu in measured
         ]
+
+    @staticmethod
+    def _stages(
+        workers: Sequence[BenchWorker], before: list[dict[str, Any] | None], events: int, seconds: float
+    ) -> dict[str, Any]:
+        """Each worker's stage breakdown over the burst, by ``role-index``."""
+        out = {}
+        for i, (worker, then) in enumerate(zip(workers, before, strict=True)):
+            now = worker.stage_snapshot()
+            if then is not None and now is not None:
+                out[f"{worker.settings.role}-{i}"] = stages.breakdown(then, now, events, seconds)
+        return out
 
     def _events(self, rate: float, batch_size: int) -> int:
         """Events for a throughput run: about ``--seconds`` at ``rate``, whole batches, at least 4."""
@@ -235,17 +250,22 @@ class Benchmark:
         try:
             with contextlib.ExitStack() as stack:
                 workers = [
-                    stack.enter_context(BenchWorker(member, tmp / f"{name}-{i}.log"))
-                    for i, member in enumerate(group_settings(settings, self.options.workers))
+                    stack.enter_context(BenchWorker(member, tmp / f"{name}-{member.role}-{i}.log"))
+                    for i, member in enumerate(
+                        group_settings(settings, self.options.workers, self.options.roles)
+                    )
                 ]
                 for worker in workers:  # each one ready again after the group's last rebalance
                     worker.wait_ready()
                 started_s = max(w.started_s or 0.0 for w in workers)
                 log.info("%s: %d worker(s) ready in %.1fs", label, len(workers), started_s)
-                result = asyncio.run(self._traffic(settings, frames, batch_size, expected_rate, naive))
+                result = asyncio.run(
+                    self._traffic(settings, frames, batch_size, expected_rate, naive, workers)
+                )
                 gpu = [mb for mb in (w.peak_gpu_mb() for w in workers) if mb is not None]
                 result.update(
                     workers=len(workers),
+                    roles=[w.settings.role for w in workers],
                     worker_start_s=round(started_s, 1),
                     peak_rss_mb=max((w.peak_rss_mb() or 0.0 for w in workers), default=None),  # per worker
                     gpu_memory_mb=sum(gpu) if gpu else None,  # all workers together
@@ -264,7 +284,13 @@ class Benchmark:
         return result
 
     async def _traffic(
-        self, settings: Settings, frames: list[bytes], batch_size: int, expected_rate: float, naive: bool
+        self,
+        settings: Settings,
+        frames: list[bytes],
+        batch_size: int,
+        expected_rate: float,
+        naive: bool,
+        workers: Sequence[BenchWorker] = (),
     ) -> dict[str, Any]:
         from streams.io.publisher import ImagePublisher
 
@@ -282,17 +308,21 @@ class Benchmark:
                 estimate = min(expected_rate * 1.5, warmed["images_per_s"])
                 count = self._events(estimate, batch_size)
                 timeout = max(120.0, 20 * count / estimate)
+                before = [w.stage_snapshot() for w in workers]
                 result: dict[str, Any] = {
                     "throughput": await burst(
                         publisher, collector, frames, count, timeout, warm_events=batch_size
                     )
                 }
+                result["stages"] = self._stages(workers, before, count, result["throughput"]["seconds"])
                 if not naive:
                     rate = result["throughput"]["images_per_s"] / 2
                     events = min(20_000, max(10, round(rate * options.latency_seconds)))
+                    before = [w.stage_snapshot() for w in workers]
                     result["latency"] = await steady(
                         publisher, collector, frames, rate, events, timeout=120.0 + 4 * events / rate
                     )
+                    result["latency_stages"] = self._stages(workers, before, events, events / rate)
         finally:
             await collector.stop()
         return result

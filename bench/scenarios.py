@@ -24,7 +24,11 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("classifier", "clip", "yolo")
+FAMILIES = ("classifier", "clip", "yolo", "tiny")
+#: The ``tiny`` family: a real classifier whose forward pass costs next to nothing, so its pipeline
+#: rate is the worker's own ceiling (decode, batching, publishing, acks), not the model's.
+TINY_INPUT_SIZE = 32
+TINY_LABELS = ("red", "green", "blue")
 CLIP_SIZES = ("small", "base", "vit_b32")
 #: Zero-shot labels of the benchmark CLIP (ImageNet-like everyday classes).
 CLIP_LABELS = ("bus", "person", "car", "dog", "cat", "flower", "building", "street", "tree", "bicycle")
@@ -57,7 +61,7 @@ def build_artifacts(family: str, out_dir: Path, *, clip_size: str, yolo_size: in
     """Write one family's artifact directory.
 
     Args:
-        family: ``classifier``, ``clip`` or ``yolo``.
+        family: ``classifier``, ``clip``, ``yolo`` or ``tiny``.
         out_dir: the directory to fill.
         clip_size: ``small``, ``base`` or ``vit_b32`` (see ``inference.builders.build_random_clip``).
         yolo_size: YOLO letterbox side (a multiple of 32).
@@ -68,7 +72,12 @@ def build_artifacts(family: str, out_dir: Path, *, clip_size: str, yolo_size: in
     Raises:
         ValueError: for an unknown family or CLIP size.
     """
-    from inference.builders import build_efficientnet_lite0, build_random_clip, build_random_yolo
+    from inference.builders import (
+        build_efficientnet_lite0,
+        build_random_clip,
+        build_random_yolo,
+        build_simple_cnn,
+    )
 
     if family == "classifier":
         return build_efficientnet_lite0(out_dir), "EfficientNet-Lite0, real ImageNet-1k weights, 224 px"
@@ -82,6 +91,9 @@ def build_artifacts(family: str, out_dir: Path, *, clip_size: str, yolo_size: in
     if family == "yolo":
         spec = build_random_yolo(out_dir, coco_labels(), "yolov8n.yaml", input_size=yolo_size)
         return spec, f"random-weight yolov8n (80 classes, {yolo_size} px letterbox, conf 0.25)"
+    if family == "tiny":
+        spec = build_simple_cnn(out_dir, TINY_LABELS, input_size=TINY_INPUT_SIZE)
+        return spec, f"tiny: random simple_cnn at {TINY_INPUT_SIZE} px (the worker's own ceiling)"
     raise ValueError(f"unknown family {family!r}: expected one of {FAMILIES}")
 
 

@@ -48,11 +48,24 @@ def worker_settings(
     return base.copy(**changes)
 
 
-def group_settings(settings: Settings, workers: int) -> list[Settings]:
-    """``workers`` members of one consumer group: the same app id and topics, each its own name and port."""
-    members = [settings]
+def group_settings(settings: Settings, workers: int, roles: str = "all") -> list[Settings]:
+    """The members of one consumer group: ``workers`` serving workers, each its own name and port.
+
+    ``roles="split"`` runs them as inference workers beside one stats worker (tables, drift, views), as
+    production does; ``"all"`` runs every agent in each worker.
+    """
+    role = "inference" if roles == "split" else "all"
+    members = [settings.copy(role=role)]
     for i in range(1, workers):
-        members.append(settings.copy(worker_name=f"{settings.worker_name}-{i}", web_port=free_port()))
+        members.append(
+            settings.copy(worker_name=f"{settings.worker_name}-{i}", web_port=free_port(), role=role)
+        )
+    if roles == "split":
+        members.append(
+            settings.copy(
+                worker_name=f"{settings.worker_name}-stats", web_port=free_port(), role="stats", device="cpu"
+            )
+        )
     return members
 
 
@@ -117,6 +130,15 @@ class BenchWorker:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self._worker.log()[-chars:] if self._worker is not None else ""
+
+    def stage_snapshot(self) -> dict[str, Any] | None:
+        """The worker's stage counters and process CPU now (None if it does not answer)."""
+        from bench import stages
+
+        try:
+            return stages.read(self.url)
+        except (OSError, ValueError):
+            return None
 
     def peak_rss_mb(self) -> float | None:
         """The worker's peak RSS so far (MiB)."""

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -83,6 +83,14 @@ class MicroBatcher(Generic[T]):
             self._space.clear()
             await self._space.wait()
         self.put_nowait(item)
+
+    async def put_many(self, items: Iterable[T]) -> None:
+        """Queue ``items`` in order, waiting whenever the queue is full."""
+        for item in items:
+            while len(self._items) >= self.max_queue and not self._closed:
+                self._space.clear()
+                await self._space.wait()
+            self.put_nowait(item)
 
     def put_nowait(self, item: T) -> None:
         """Queue ``item`` now (may exceed ``max_queue``: used for retries that must not wait)."""

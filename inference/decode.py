@@ -23,6 +23,11 @@ from PIL import Image, ImageOps
 
 from inference.base import ErrorType, ImageRejected
 
+try:  # libjpeg-turbo with DCT-domain scaling; Pillow serves every JPEG when it is missing
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - a dependency, but optional for the decoder's correctness
+    _simplejpeg = None
+
 #: Formats we serve, by the name :func:`sniff_format` gives them.
 SERVED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"})
 #: Pillow's format names for each served format (phone JPEGs often open as MPO).
@@ -191,6 +196,10 @@ def decode_image(
         raise ImageRejected(ErrorType.DECODE_ERROR, "payload is not a recognised image")
     if fmt not in SERVED_FORMATS:
         raise ImageRejected(ErrorType.UNSUPPORTED_TYPE, f"image format {fmt} is not served")
+    if fmt == "JPEG":
+        fast = _decode_jpeg_turbo(data, max_pixels, target_size)
+        if fast is not None:
+            return fast
     image = _open(data, fmt, max_pixels)
     source_size = image.size
     try:
@@ -216,6 +225,66 @@ def decode_image(
         content_hash=content_hash(data),
         source_size=source_size,
     )
+
+
+def _decode_jpeg_turbo(data: bytes, max_pixels: int, target_size: int | None) -> DecodedImage | None:
+    """The fast path for plain JPEGs: libjpeg-turbo through simplejpeg, without the GIL.
+
+    Scales in the DCT domain by the same rule as Pillow's ``draft`` (1/2, 1/4 or 1/8 while the result
+    stays at least ``target_size`` on both sides), so both paths give the same pixels. Returns None to
+    leave the image to Pillow: simplejpeg missing, an EXIF block (orientation), CMYK, or anything
+    libjpeg-turbo declines; a payload Pillow cannot read either is rejected there.
+    """
+    if _simplejpeg is None or _has_exif(data):
+        return None
+    try:
+        height, width, colorspace, _ = _simplejpeg.decode_jpeg_header(data)
+    except Exception:
+        return None
+    if colorspace not in ("Gray", "YCbCr", "RGB") or width <= 0 or height <= 0:
+        return None
+    if width * height > max_pixels:
+        raise ImageRejected(
+            ErrorType.OVERSIZE, f"image of {width}x{height} pixels exceeds {max_pixels} pixels"
+        )
+    scale = 1
+    if target_size and min(width, height) >= 2 * target_size:
+        fits = min(width // target_size, height // target_size)
+        scale = next(s for s in (8, 4, 2, 1) if fits >= s)
+    try:
+        pixels = _simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            min_width=-(-width // scale),
+            min_height=-(-height // scale),
+            strict=True,
+        )
+    except Exception:
+        return None  # truncated, corrupt or unusual: Pillow decides (and names the error)
+    pixels.flags.writeable = False
+    return DecodedImage(
+        pixels=pixels,
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        format="JPEG",
+        stats=_stats_from_array(pixels, full_size=(width, height)),
+        content_hash=content_hash(data),
+        source_size=(width, height),
+    )
+
+
+def _has_exif(data: bytes) -> bool:
+    """Whether a JPEG carries an EXIF (APP1) segment before its image data (it may rotate the image)."""
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xDA:  # start of scan: no more headers
+            return False
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xE1 and data[position + 4 : position + 10] == b"Exif\x00\x00":
+            return True
+        position += 2 + length
+    return False
 
 
 def image_stats(pixels: np.ndarray) -> ImageStats:
@@ -306,21 +375,44 @@ def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+_LEVELS = np.arange(256, dtype=np.float64)
+_NUMPY_LUMA_PIXELS = 128 * 128
+_LEVELS_SQUARED = _LEVELS**2
+
+
 def _stats_from_pil(rgb: Image.Image, full_size: tuple[int, int]) -> ImageStats:
-    luma = rgb.convert("L")
-    histogram = np.asarray(luma.histogram(), dtype=np.float64)
-    levels = np.arange(256, dtype=np.float64)
-    count = histogram.sum()
-    mean = float((histogram * levels).sum() / count)
-    variance = float((histogram * (levels - mean) ** 2).sum() / count)
-    factor = math.ceil(max(luma.size) / _STATS_LONG_SIDE)
-    small = luma.reduce(factor) if factor > 1 else luma
-    lum = np.asarray(small, dtype=np.float32) / 255.0
-    if lum.shape[0] < 3 or lum.shape[1] < 3:
-        sharpness = 0.0
+    return _stats_from_array(np.asarray(rgb), full_size)
+
+
+def _stats_from_array(pixels: np.ndarray, full_size: tuple[int, int]) -> ImageStats:
+    """Brightness, contrast and sharpness from H x W x 3 uint8 RGB (see :class:`ImageStats`).
+
+    The luma is Pillow's ``convert("L")`` (ITU-R 601 in 16-bit fixed point, rounded), computed here in
+    numpy with few calls: on small images their fixed cost, not the pixels, is what a call costs.
+    """
+    if pixels.shape[0] * pixels.shape[1] > _NUMPY_LUMA_PIXELS:  # Pillow's C loop wins on large images
+        luma = np.asarray(Image.fromarray(np.ascontiguousarray(pixels), "RGB").convert("L"))
     else:
-        lap = 4.0 * lum[1:-1, 1:-1] - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]
-        sharpness = float(lap.var())
+        wide = pixels.astype(np.uint32)
+        luma = (wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16
+        luma = luma.astype(np.uint8)
+    histogram = np.bincount(luma.ravel(), minlength=256).astype(np.float64)
+    count = float(luma.size)
+    mean = float(histogram @ _LEVELS) / count
+    variance = float(histogram @ _LEVELS_SQUARED) / count - mean * mean
+    factor = math.ceil(max(luma.shape) / _STATS_LONG_SIDE)
+    small = np.asarray(Image.fromarray(luma, "L").reduce(factor)) if factor > 1 else luma
+    sharpness = 0.0
+    if small.shape[0] >= 3 and small.shape[1] >= 3:
+        lum = small.astype(np.float32)
+        lap = lum[1:-1, 1:-1] * 4.0
+        lap -= lum[:-2, 1:-1]
+        lap -= lum[2:, 1:-1]
+        lap -= lum[1:-1, :-2]
+        lap -= lum[1:-1, 2:]
+        flat = lap.ravel()
+        n = float(flat.size)
+        sharpness = max(0.0, float(flat @ flat) / n - (float(flat.sum()) / n) ** 2) / (255.0 * 255.0)
     return ImageStats(
         width=int(full_size[0]),
         height=int(full_size[1]),

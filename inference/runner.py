@@ -40,6 +40,7 @@ class BatchInfo:
     size: int
     started_at: float  # monotonic
     inference_s: float
+    cpu_s: float = 0.0  # CPU time of the thread that ran the forward pass (and its retries)
 
 
 ResultHandler = Callable[[list[Job], list[Result], BatchInfo], Awaitable[None]]
@@ -72,6 +73,13 @@ def predict_isolated(model: ImageModel, batch: Sequence[Prepared]) -> list[Resul
     return predict_isolated(model, batch[:middle]) + predict_isolated(model, batch[middle:])
 
 
+def _timed_predict(model: ImageModel, batch: Sequence[Prepared]) -> tuple[list[Result], float]:
+    """``predict_isolated`` and the CPU time this thread spent on it."""
+    started = time.thread_time()
+    results = predict_isolated(model, batch)
+    return results, time.thread_time() - started
+
+
 def _empty_device_cache(model: ImageModel) -> None:
     if str(model.device).startswith("cuda"):
         import torch
@@ -89,6 +97,8 @@ class BatchRunner:
         max_batch_size, max_wait_s, max_queue: Batcher limits (see ``MicroBatcher``).
         target_latency_s: If set, the batch window adapts to it (``AdaptiveWindow``).
         max_pending_batches: Batches published concurrently before the runner waits.
+        concurrency: Forward passes in flight at once (2 on a GPU: while one batch runs on the device,
+            the next is collated and copied; the executor needs that many threads).
     """
 
     def __init__(
@@ -101,7 +111,8 @@ class BatchRunner:
         max_wait_s: float,
         max_queue: int | None = None,
         target_latency_s: float | None = None,
-        max_pending_batches: int = 4,
+        max_pending_batches: int = 8,
+        concurrency: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
@@ -113,6 +124,7 @@ class BatchRunner:
         self._window = AdaptiveWindow(target_latency_s, max_wait_s) if target_latency_s else None
         self._pending: set[asyncio.Task[None]] = set()
         self._pending_limit = asyncio.Semaphore(max_pending_batches)
+        self._running = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._clock = clock
 
@@ -124,27 +136,43 @@ class BatchRunner:
         """Queue a job; waits while the queue is full (backpressure)."""
         await self.batcher.put(job)
 
+    async def submit_many(self, jobs: Sequence[Job]) -> None:
+        """Queue jobs in order; waits whenever the queue is full (backpressure)."""
+        await self.batcher.put_many(jobs)
+
     def __len__(self) -> int:
         return len(self.batcher)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 jobs = await self.batcher.next_batch()
             except BatcherClosed:
-                return
+                break
+            await self._running.acquire()
             await self._pending_limit.acquire()
-            started = self._clock()
-            results = await loop.run_in_executor(
-                self._executor, predict_isolated, self.model, [job.prepared for job in jobs]
-            )
-            info = BatchInfo(size=len(jobs), started_at=started, inference_s=self._clock() - started)
-            if self._window is not None:
-                self.batcher.max_wait_s = self._window.observe(info.inference_s)
-            task = loop.create_task(self._deliver(jobs, results, info))
+            task = asyncio.get_running_loop().create_task(self._execute(jobs))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+        if self._pending:  # closing: the batches still running finish before the model is released
+            await asyncio.wait(set(self._pending))
+
+    async def _execute(self, jobs: list[Job]) -> None:
+        """One batch: the forward pass in the executor, then its results to ``on_results``."""
+        started = self._clock()
+        try:
+            results, cpu_s = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _timed_predict, self.model, [job.prepared for job in jobs]
+            )
+        except BaseException:  # cancelled at shutdown (predict_isolated itself never raises)
+            self._pending_limit.release()
+            raise
+        finally:
+            self._running.release()
+        info = BatchInfo(len(jobs), started_at=started, inference_s=self._clock() - started, cpu_s=cpu_s)
+        if self._window is not None:
+            self.batcher.max_wait_s = self._window.observe(info.inference_s)
+        await self._deliver(jobs, results, info)
 
     async def _deliver(self, jobs: list[Job], results: list[Result], info: BatchInfo) -> None:
         try:

@@ -23,10 +23,14 @@ from streams.runtime.services import WorkerRuntime
 from streams.settings import Settings
 from streams.topology import Topology, build_topology
 
-#: Modules that declare agents and timers (``agents/``) and pages (``streams/web/``).
-AGENTS = ("agents.ingest", "agents.source_stats", "agents.variant_stats", "agents.drift")
+#: Modules that declare agents and timers (``agents/``), by worker role, and pages (``streams/web/``).
 VIEWS = ("streams.web.views", "streams.web.api", "streams.web.drift")
-DISCOVER = (*AGENTS, *VIEWS)
+STATS_AGENTS = ("agents.source_stats", "agents.variant_stats", "agents.drift")
+AGENTS_BY_ROLE = {
+    "all": ("agents.ingest", *STATS_AGENTS),
+    "inference": ("agents.ingest",),  # images.raw → results: nothing else on the model's device
+    "stats": STATS_AGENTS,  # the tables, drift and the views' data, from the output topics
+}
 
 
 class StreamWorker(faust.Worker):
@@ -52,12 +56,13 @@ class StreamApp:
     runtime: WorkerRuntime
 
 
-def build_app(settings: Settings, modules: tuple[str, ...] = DISCOVER) -> StreamApp:
+def build_app(settings: Settings, modules: tuple[str, ...] | None = None) -> StreamApp:
     """The worker's app with its topics, tables, runtime service, agents and pages.
 
     Args:
         settings: Everything the worker needs to know.
-        modules: The modules whose ``register(app, topology, runtime)`` declares agents and pages.
+        modules: The modules whose ``register(app, topology, runtime)`` declares agents and pages
+            (default: the agents of ``settings.role`` and every view).
 
     Raises:
         streams.compat.UnsupportedVersionError: faust-streaming or aiokafka is not a checked version.
@@ -66,7 +71,7 @@ def build_app(settings: Settings, modules: tuple[str, ...] = DISCOVER) -> Stream
     topology = build_topology(app, settings)
     runtime = WorkerRuntime(settings, app, topology)
     app.service(runtime)  # type: ignore[arg-type]  # an instance: started with the app
-    for name in modules:
+    for name in modules if modules is not None else (*AGENTS_BY_ROLE[settings.role], *VIEWS):
         importlib.import_module(name).register(app, topology, runtime)
     return StreamApp(app, settings, topology, runtime)
 
@@ -84,7 +89,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=settings.broker_url,
         store="memory://",  # tables live in memory and recover from their changelog topics
-        autodiscover=False,  # build_app declares the agents and pages of DISCOVER itself
+        autodiscover=False,  # build_app declares the agents and pages of its role itself
         Worker=StreamWorker,
         origin="streams",
         version=1,

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="Port of the web server (Faust's aiohttp server).")
     worker_name: str | None = Field(None, description="Name written into output records. Default: host:port.")
     log_level: str = Field("info", description="Log level.")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="The worker's event loop (uvloop: less CPU per event in Faust and aiokafka)."
+    )
+    role: Literal["all", "inference", "stats"] = Field(
+        "all",
+        description="Which agents this worker runs: inference (images.raw → results), stats (the tables, "
+        "drift and views) or all. Production runs inference workers on the model devices and stats "
+        "workers beside them; the demo runs one worker with all.",
+    )
 
     # --- topics -----------------------------------------------------------------------------------
     topic_raw: str = "images.raw"
@@ -93,6 +102,12 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         256, description="Events decoded or queued for inference at once; beyond it consumption pauses."
     )
+    intake_batch: int = Field(
+        64, description="Most records the ingest agent hands to the pipeline at once (one batch task)."
+    )
+    intake_wait_ms: float = Field(
+        5.0, description="Longest wait for more records before handing a partial intake batch on."
+    )
     registry_poll_s: float = Field(10.0, description="How often workers poll MLflow for alias changes.")
     ab_salt: str = Field("streamvision", description="Salt of the deterministic A/B hash.")
     ab_min_samples: int = Field(100, description="Results each variant needs before the A/B test runs.")
@@ -103,6 +118,11 @@ class Settings(BaseSettings):
         True,
         description="Serve repeated images (same content hash and model "
         "version) from Redis without running the model.",
+    )
+    inference_cache_cameras: bool = Field(
+        False,
+        description="Also look camera frames up in the inference cache (frames of a live camera are "
+        "never byte-identical, so by default only uploads are).",
     )
     # --- drift monitoring (issue 5; read by agents/drift.py) ---------------------------------------
     drift_window_s: float = Field(60.0, gt=0, description="A drift window closes after this many seconds...")
@@ -130,7 +150,14 @@ class Settings(BaseSettings):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
-    @field_validator("max_batch_size", "topic_partitions", "torch_threads", "decode_threads", "max_in_flight")
+    @field_validator(
+        "max_batch_size",
+        "topic_partitions",
+        "torch_threads",
+        "decode_threads",
+        "max_in_flight",
+        "intake_batch",
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -63,6 +63,10 @@ def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str((settings.data_dir / "ultralytics").resolve()))
+    if settings.event_loop == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")  # before Faust creates its loop (what `faust -L uvloop` does)
     from streams.app import create_app
 
     app = create_app(settings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -102,6 +103,20 @@ class RedisStore:
             raise StoreUnavailableError(f"redis unreachable while fetching {ref}")
         return data
 
+    async def get_payloads(self, refs: Sequence[str]) -> list[bytes | None]:
+        """Many claim-checked payloads in one round trip (None where there is none).
+
+        Raises:
+            StoreUnavailableError: Redis is unreachable (the payloads may well exist: retry later).
+        """
+        keys = [ref for ref in refs if ref.startswith(PAYLOAD_PREFIX)]
+        found = (
+            dict(zip(keys, await self._call("mget", keys) or [None] * len(keys), strict=True)) if keys else {}
+        )
+        if keys and not self.up:
+            raise StoreUnavailableError(f"redis unreachable while fetching {len(keys)} payloads")
+        return [found.get(ref) for ref in refs]
+
     # --- upload results ----------------------------------------------------------------------------
     async def mark_pending(self, event_id: str) -> bool:
         return bool(await self._call("set", RESULT_PREFIX + event_id, PENDING, ex=self.ttl_s, nx=True))
@@ -109,6 +124,22 @@ class RedisStore:
     async def put_result(self, event_id: str, result: dict[str, Any]) -> None:
         """Store the served result (a redelivered duplicate overwrites it with the same event)."""
         await self._call("set", RESULT_PREFIX + event_id, json.dumps(result), ex=self.ttl_s)
+
+    async def put_results(self, results: Mapping[str, dict[str, Any]]) -> None:
+        """Store many results in one pipelined round trip (see ``put_result``)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for event_id, result in results.items():
+            pipe.set(RESULT_PREFIX + event_id, json.dumps(result), ex=self.ttl_s)
+        await self._call_pipeline(pipe)
+
+    async def _call_pipeline(self, pipe: Any) -> None:
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._mark(False)
+            log.debug("redis pipeline failed: %s", exc)
+            return
+        self._mark(True)
 
     async def get_result(self, event_id: str) -> tuple[str, dict[str, Any] | None]:
         """("done", result) | ("pending", None) | ("unknown", None) | ("unavailable", None)."""
@@ -130,6 +161,21 @@ class RedisStore:
     async def cached_output(self, model: str, version: str, content_hash: str) -> dict[str, Any] | None:
         raw = await self._call("get", self._cache_key(model, version, content_hash))
         return None if raw is None else json.loads(raw)
+
+    async def cached_outputs(
+        self, model: str, version: str, content_hashes: Sequence[str]
+    ) -> list[dict[str, Any] | None]:
+        """Cached outputs of many images in one round trip (None for a miss, or while Redis is down)."""
+        keys = [self._cache_key(model, version, h) for h in content_hashes]
+        raws = await self._call("mget", keys) if keys else []
+        return [None if raw is None else json.loads(raw) for raw in raws or [None] * len(keys)]
+
+    async def cache_outputs(self, model: str, version: str, outputs: Mapping[str, dict[str, Any]]) -> None:
+        """Cache many outputs (content hash → output) in one pipelined round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for content_hash, output in outputs.items():
+            pipe.set(self._cache_key(model, version, content_hash), json.dumps(output), ex=self.ttl_s)
+        await self._call_pipeline(pipe)
 
     async def cache_output(self, model: str, version: str, content_hash: str, output: dict[str, Any]) -> None:
         await self._call(

@@ -1,21 +1,18 @@
-"""From a raw image record to acknowledged output records.
+"""From batches of raw image records to acknowledged output records.
 
-``submit(record)`` takes one ``images.raw`` record and returns as soon as it has a slot (at most
-``max_in_flight`` records are in the pipeline; beyond that ``submit`` waits, the agent stops pulling and
-Faust pauses the partitions: memory stays bounded). Each record then runs as its own task:
+``submit_batch(records)`` takes what the ingest agent took from ``images.raw`` in one go and returns as
+soon as the records fit under ``max_in_flight`` (beyond that it waits, the agent stops pulling and Faust
+pauses the partitions: memory stays bounded). The batch then runs as one task, every step once per
+batch rather than once per record:
 
-    parse + validate → route (champion / challenger, shadow) → fetch claim-check → decode + prepare
-    (thread pool) → the version's BatchRunner (micro-batch, forward pass in the inference thread)
-    → EnrichedEvent / DeadLetter sent → **all sends acknowledged by the broker** → record.ack()
+    parse + validate → route (champion / challenger, shadow) → claim-check payloads (one store round
+    trip) → decode + prepare (the batch split over the decode threads) → inference-cache lookups (one
+    round trip per version) → the version's BatchRunner (micro-batch, forward pass in the inference
+    thread) → one model batch's outputs published together → **all acknowledged by the broker** → acks
 
-Records finish out of order (a bad record is dead-lettered at once, a cache hit skips the model), but
-they are acknowledged **in offset order per partition**: Faust commits up to the end of the *first run
-of consecutive acked offsets*, and its check for an unacked record below that run is off by one (and
-skipped while the committed offset is 0 or unset) in faust-streaming 0.15.3, so an out-of-order ack
-can let a commit pass a record still in flight, and a crash would lose it. Acked in
-order, a crash can only cause redelivery, never loss. Every path through ``_process`` ends in exactly
-one ``_finish`` (a failure anywhere becomes a dead letter), so one record can never hold its partition.
-The pipeline knows nothing of Faust: records carry an ``ack`` callback and the outputs are injected.
+Each record ends in exactly one ``finish`` (a failure anywhere becomes a dead letter), so one record can
+never hold its partition; acks go out in offset order per partition (``streams.acks``). The pipeline
+knows nothing of Faust: records carry an ``ack`` callback and the outputs are injected.
 """
 
 from __future__ import annotations
@@ -23,21 +20,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
-
-from inference.base import ErrorType, ImageModel, ImageRejected, ModelOutput, Prediction, Prepared
+from inference.base import ErrorType, ImageRejected, Prepared
 from inference.batcher import BatcherClosed
-from inference.decode import DecodedImage, decode_image
-from inference.families import prepare_decoded
+from inference.decode import DecodedImage
 from inference.runner import BatchInfo, Job, Result
 from schemas.codec import SchemaRegistry
 from streams import metrics
+from streams.pipeline import stages
+from streams.pipeline.acks import OrderedAcks
+from streams.pipeline.decoding import Decoded, decode_batch, prepare_decoded
+from streams.pipeline.outputs import (
+    DEAD_LETTER,
+    ENRICHED,
+    SHADOW,
+    InferenceCache,
+    OutputRecord,
+    Outputs,
+    output_from_dict,
+    output_to_dict,
+)
 from streams.pipeline.records import dead_letter, enriched_event, parse_image_event
 from streams.pipeline.routing import choose_variant, in_shadow_sample
 from streams.pipeline.serving import LoadedVersion, ModelCatalog
@@ -47,6 +53,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FETCH_RETRY_MAX_S = 10.0
+FetchRefs = Callable[[Sequence[str]], Awaitable[list[bytes | None]]]  # ConnectionError while down
+
+__all__ = ["InferencePipeline", "OutputRecord", "Outputs", "RawRecord", "output_from_dict", "output_to_dict"]
 
 
 @dataclass(slots=True)
@@ -60,46 +69,12 @@ class RawRecord:
     value: bytes | None
     ack: Callable[[], Any]
     received_at: float = field(default_factory=time.monotonic)
-
-
-class Outputs(Protocol):
-    """Where results go. Each call returns once the broker has acknowledged the record."""
-
-    async def enriched(self, key: str, value: dict[str, Any]) -> None: ...
-    async def shadow(self, key: str, value: dict[str, Any]) -> None: ...
-    async def dead_letter(self, key: bytes | None, value: dict[str, Any]) -> None: ...
-
-
-FetchRef = Callable[[str], Awaitable[bytes | None]]  # raises ConnectionError while the store is down
-
-
-class InferenceCache(Protocol):
-    """Model outputs by (model, version, image content hash): duplicates skip the model."""
-
-    async def cached_output(self, model: str, version: str, content_hash: str) -> dict[str, Any] | None: ...
-    async def cache_output(
-        self, model: str, version: str, content_hash: str, output: dict[str, Any]
-    ) -> None: ...
-
-
-def output_to_dict(output: ModelOutput) -> dict[str, Any]:
-    return {
-        "predictions": [[p.label, p.score, p.box] for p in output.predictions],
-        "embedding": None if output.embedding is None else output.embedding.tolist(),
-    }
-
-
-def output_from_dict(data: dict[str, Any]) -> ModelOutput:
-    embedding = data.get("embedding")
-    return ModelOutput(
-        [Prediction(label, score, tuple(box) if box else None) for label, score, box in data["predictions"]],
-        None if embedding is None else np.asarray(embedding, dtype=np.float32),
-    )
+    timestamp: float | None = None  # the Kafka record's timestamp (epoch seconds), when known
 
 
 @dataclass(slots=True)
 class _Ticket:
-    """Counts the outputs an input still waits for; acks the record when none is left."""
+    """Counts the outputs an input still waits for; finishes the record when none is left."""
 
     record: RawRecord
     remaining: int
@@ -113,7 +88,7 @@ class _Ticket:
 
 @dataclass(slots=True)
 class _Work:
-    """What travels with a Job through the batcher."""
+    """What travels with a Job through the batcher: one (event, version) part."""
 
     ticket: _Ticket
     event: dict[str, Any]
@@ -123,14 +98,24 @@ class _Work:
     decode_ms: float
 
 
+@dataclass(slots=True)
+class _Item:
+    """One record on its way through a batch's steps."""
+
+    record: RawRecord
+    event: dict[str, Any] | None = None
+    plan: list[tuple[LoadedVersion, str]] = field(default_factory=list)
+    data: bytes | None = None
+
+
 class InferencePipeline:
-    """Runs raw records through decode, routing and the micro-batched models.
+    """Runs batches of raw records through decode, routing and the micro-batched models.
 
     Args:
-        settings: Limits (max_in_flight, image limits, decode threads, worker name).
+        settings: Limits (max_in_flight, image limits, decode threads, worker name, cache policy).
         catalog: Resolves a model name to its serving versions (champion, challenger, shadow).
-        outputs: Sends results and dead letters, returning after broker acknowledgement.
-        fetch_ref: Loads a claim-checked payload by reference (None: image_ref is unsupported).
+        outputs: Publishes output records, returning after the broker acknowledged them.
+        fetch_refs: Loads claim-checked payloads by reference, many at once (None: image_ref unsupported).
         cache: Inference cache; a hit serves the cached output without running the model.
         schema_registry: Where ImageEvent schema ids are looked up (None: the local ``.avsc`` ids).
     """
@@ -140,7 +125,7 @@ class InferencePipeline:
         settings: Settings,
         catalog: ModelCatalog,
         outputs: Outputs,
-        fetch_ref: FetchRef | None = None,
+        fetch_refs: FetchRefs | None = None,
         cache: InferenceCache | None = None,
         schema_registry: SchemaRegistry | None = None,
     ) -> None:
@@ -148,86 +133,95 @@ class InferencePipeline:
         self.schema_registry = schema_registry
         self.catalog = catalog
         self.outputs = outputs
-        self.fetch_ref = fetch_ref
+        self.fetch_refs = fetch_refs
         self.cache = cache
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._acks = OrderedAcks(settings.max_in_flight, on_change=metrics.IN_FLIGHT.set)
         self._decode_pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         self._tasks: set[asyncio.Task[None]] = set()
-        self._order: dict[tuple[str, int], deque[RawRecord]] = {}  # submitted, not yet acked
-        self._finished: set[int] = set()  # id() of records done but waiting for an earlier one
-        self.in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._acks.in_flight
 
     # --- intake ------------------------------------------------------------------------------------
     async def submit(self, record: RawRecord) -> None:
-        """Take one record; waits while ``max_in_flight`` records are already in the pipeline."""
-        await self._slots.acquire()
-        self.in_flight += 1
-        metrics.IN_FLIGHT.set(self.in_flight)
-        metrics.EVENTS_IN.labels(record.topic).inc()
-        self._order.setdefault((record.topic, record.partition), deque()).append(record)
-        task = asyncio.get_running_loop().create_task(self._process(record))
+        """Take one record (see ``submit_batch``)."""
+        await self.submit_batch([record])
+
+    async def submit_batch(self, records: Sequence[RawRecord]) -> None:
+        """Take records in offset order; waits while they would exceed ``max_in_flight``."""
+        if not records:
+            return
+        stamped = [r.timestamp for r in records if r.timestamp]
+        if stamped:  # from the producer's timestamp to the pipeline: broker, fetch and Faust's stream
+            stages.record("intake", len(stamped), time.time() - sum(stamped) / len(stamped))
+        await self._acks.admit(records)
+        metrics.EVENTS_IN.labels(records[0].topic).inc(len(records))
+        task = asyncio.get_running_loop().create_task(self._process([_Item(r) for r in records]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every taken record is acknowledged (True) or ``timeout`` passes (False)."""
-        deadline = time.monotonic() + timeout
-        while self.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return self.in_flight == 0
+        return await self._acks.wait_idle(timeout)
 
     def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _process(self, record: RawRecord) -> None:
-        event: dict[str, Any] | None = None
-        stage = "parse"
+    async def _process(self, items: list[_Item]) -> None:
+        """One intake batch: every item is either queued for a model or dead-lettered, exactly once."""
+        rejects: list[OutputRecord] = []
+        step = "parse"
         try:
-            event = await self._when_available("schema registry", record.offset, self._parse, record.value)
-            stage = "route"
-            plan = self._plan(event)
-            stage = "fetch"
-            data = await self._payload(event)
-            stage = "decode"
-            started = time.monotonic()
-            decoded, prepared = await asyncio.get_running_loop().run_in_executor(
-                self._decode_pool, self._decode_and_prepare, data, event, [v.model for v, _ in plan]
-            )
-            decode_ms = (time.monotonic() - started) * 1000
-        except ImageRejected as exc:
-            await self._reject(record, exc, stage, event)
-            return
-        except Exception as exc:
-            log.exception("unexpected error at stage %s for %s:%s", stage, record.topic, record.offset)
-            await self._reject(
-                record, ImageRejected(ErrorType.DECODE_ERROR, f"{type(exc).__name__}: {exc}"), stage, event
-            )
-            return
-        ticket = _Ticket(record, remaining=len(plan), on_done=self._finish)
-        for (version, variant), item in zip(plan, prepared, strict=True):
-            work = _Work(ticket, event, decoded, version, variant, decode_ms)
-            try:
-                if not await self._serve_from_cache(work):
-                    await self._enqueue(work, item)
-            except Exception as exc:
-                log.exception("cannot queue %s for %s v%s", event["event_id"], version.name, version.version)
-                await self._part_failed(work, exc, "queue")
+            items = await self._parse(items, rejects)
+            step = "route"
+            items = self._route(items, rejects)
+            step = "fetch"
+            items = await self._payloads(items, rejects)
+            step = "decode"
+            decoded = await self._decode(items, rejects)
+            step = "queue"
+            items = []  # every item is handed on now: the parts own their records
+            await self._dispatch(decoded)
+        except Exception as exc:  # a bug, not bad input: whatever was not handed on is dead-lettered
+            log.exception("unexpected error at stage %s for a batch of %d", step, len(items))
+            error = ImageRejected(ErrorType.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+            rejects.extend(self._dead_letter(i.record, error, step, i.event) for i in items)
+        if rejects:
+            await self._publish_rejects(rejects)
 
-    async def _serve_from_cache(self, work: _Work) -> bool:
-        if self.cache is None or work.variant == "shadow":
-            return False
-        version = work.version
-        hit = await self.cache.cached_output(version.name, version.version, work.decoded.content_hash)
-        if hit is None:
-            return False
-        metrics.CACHE_HITS.labels(version.name).inc()
-        info = BatchInfo(size=1, started_at=time.monotonic(), inference_s=0.0)
-        job = Job(prepared=None, context=work, queued_at=info.started_at)  # type: ignore[arg-type]
-        await self._send_result(job, output_from_dict(hit), info, cached=True)
-        work.ticket.part_done()
-        return True
+    async def _parse(self, items: list[_Item], rejects: list[OutputRecord]) -> list[_Item]:
+        kept = []
+        with stages.stage("parse", len(items)):
+            for item in items:
+                try:
+                    item.event = parse_image_event(item.record.value, registry=self.schema_registry)
+                except ImageRejected as exc:
+                    rejects.append(self._dead_letter(item.record, exc, "parse", None))
+                    continue
+                except ConnectionError:  # a remote schema registry is down: wait for it (rare path)
+                    item.event = await self._when_available(
+                        "schema registry", item.record.offset, self._parse_one, item.record.value
+                    )
+                kept.append(item)
+        return kept
+
+    async def _parse_one(self, value: bytes | None) -> dict[str, Any]:
+        return parse_image_event(value, registry=self.schema_registry)
+
+    def _route(self, items: list[_Item], rejects: list[OutputRecord]) -> list[_Item]:
+        kept = []
+        for item in items:
+            assert item.event is not None
+            try:
+                item.plan = self._plan(item.event)
+            except ImageRejected as exc:
+                rejects.append(self._dead_letter(item.record, exc, "route", item.event))
+                continue
+            kept.append(item)
+        return kept
 
     def _plan(self, event: dict[str, Any]) -> list[tuple[LoadedVersion, str]]:
         """Which loaded versions run on this event: the served variant first, then the shadow."""
@@ -247,101 +241,166 @@ class InferencePipeline:
             plan.append((serving.shadow, "shadow"))
         return plan  # type: ignore[return-value]
 
-    async def _payload(self, event: dict[str, Any]) -> bytes:
-        if event.get("image") is not None:
-            return event["image"]
-        ref = event["image_ref"]
-        if self.fetch_ref is None:
-            raise ImageRejected(ErrorType.MISSING_REF, f"image_ref {ref!r} given but no claim-check store")
-        data = await self._when_available("claim-check store", ref, self.fetch_ref, ref)
-        if data is None:
-            raise ImageRejected(
-                ErrorType.MISSING_REF, f"image_ref {ref!r} not found (expired or never stored)"
+    async def _payloads(self, items: list[_Item], rejects: list[OutputRecord]) -> list[_Item]:
+        """Image bytes for every item; claim-checked ones fetched in one round trip."""
+        by_ref = [item for item in items if item.event and item.event.get("image") is None]
+        for item in items:
+            if item.event and item.event.get("image") is not None:
+                item.data = item.event["image"]
+        if not by_ref:
+            return items
+        refs = [str(item.event["image_ref"]) for item in by_ref if item.event]
+        if self.fetch_refs is None:
+            found: list[bytes | None] = [None] * len(refs)
+        else:
+            started = time.perf_counter()
+            found = await self._when_available("claim-check store", refs[0], self.fetch_refs, refs)
+            stages.record("fetch", len(refs), time.perf_counter() - started)
+        for item, ref, data in zip(by_ref, refs, found, strict=True):
+            item.data = data
+            if data is None:
+                why = "given but no claim-check store" if self.fetch_refs is None else "not found"
+                error = ImageRejected(
+                    ErrorType.MISSING_REF, f"image_ref {ref!r} {why} (expired or never stored)"
+                )
+                rejects.append(self._dead_letter(item.record, error, "fetch", item.event))
+        return [item for item in items if item.data is not None]
+
+    async def _decode(self, items: list[_Item], rejects: list[OutputRecord]) -> list[tuple[_Item, Decoded]]:
+        """Decode and prepare the batch in the decode threads (split into one chunk per thread)."""
+        if not items:
+            return []
+        jobs = [
+            (item.data, item.event.get("content_type"), [v.model for v, _ in item.plan])
+            for item in items
+            if item.event is not None and item.data is not None
+        ]
+        results = await decode_batch(self._decode_pool, self.settings, jobs)
+        kept = []
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, Decoded):
+                kept.append((item, result))
+                continue
+            if not isinstance(result, ImageRejected):
+                log.error(
+                    "unexpected decode error for %s:%s: %r", item.record.topic, item.record.offset, result
+                )
+                result = ImageRejected(ErrorType.DECODE_ERROR, f"{type(result).__name__}: {result}")
+            rejects.append(self._dead_letter(item.record, result, "decode", item.event))
+        return kept
+
+    async def _dispatch(self, decoded: list[tuple[_Item, Decoded]]) -> None:
+        """Serve cache hits, queue the rest on each version's batcher."""
+        queued: dict[int, tuple[LoadedVersion, list[Job]]] = {}
+        cacheable: list[tuple[_Work, Prepared]] = []
+        for item, result in decoded:
+            ticket = _Ticket(item.record, remaining=len(item.plan), on_done=self._finish)
+            assert item.event is not None
+            for (version, variant), prepared in zip(item.plan, result.prepared, strict=True):
+                work = _Work(ticket, item.event, result.image, version, variant, result.decode_ms)
+                if self._cacheable(work):
+                    cacheable.append((work, prepared))
+                else:
+                    queued.setdefault(id(version), (version, []))[1].append(Job(prepared, work))
+        for work, prepared in await self._serve_from_cache(cacheable):
+            queued.setdefault(id(work.version), (work.version, []))[1].append(Job(prepared, work))
+        for version, jobs in queued.values():
+            await self._enqueue(version, jobs)
+
+    def _cacheable(self, work: _Work) -> bool:
+        if self.cache is None or work.variant == "shadow":
+            return False
+        return work.event.get("source_type") != "CAMERA" or self.settings.inference_cache_cameras
+
+    async def _serve_from_cache(self, parts: list[tuple[_Work, Prepared]]) -> list[tuple[_Work, Prepared]]:
+        """Publish the parts the cache has (one lookup per version); return the misses."""
+        if not parts or self.cache is None:
+            return parts
+        misses, by_version = [], {}
+        for part in parts:
+            by_version.setdefault(id(part[0].version), []).append(part)
+        for group in by_version.values():
+            version = group[0][0].version
+            started = time.perf_counter()
+            hits = await self.cache.cached_outputs(
+                version.name, version.version, [work.decoded.content_hash for work, _ in group]
             )
-        return data
+            stages.record("cache", len(group), time.perf_counter() - started)
+            served = [(work, hit) for (work, _), hit in zip(group, hits, strict=True) if hit is not None]
+            misses.extend(part for part, hit in zip(group, hits, strict=True) if hit is None)
+            if served:
+                metrics.CACHE_HITS.labels(version.name).inc(len(served))
+                now = time.monotonic()
+                jobs = [Job(prepared=None, context=work, queued_at=now) for work, _ in served]  # type: ignore[arg-type]
+                outputs: list[Result] = [output_from_dict(hit) for _, hit in served]
+                await self.on_results(jobs, outputs, BatchInfo(len(jobs), now, 0.0), cached=True)
+        return misses
 
-    async def _parse(self, value: bytes | None) -> dict[str, Any]:
-        return parse_image_event(value, registry=self.schema_registry)
-
-    async def _when_available(
-        self, service: str, item: object, call: Callable[[Any], Awaitable[T]], arg: Any
-    ) -> T:
-        """``await call(arg)``, waiting with backoff while ``service`` is unreachable.
-
-        The record stays in flight (consumption pauses at ``max_in_flight``) instead of going to the
-        DLQ: a claim-checked payload is only missing, and a schema id only unknown, when the service
-        answers so (a ``ConnectionError`` means it did not answer).
-        """
-        delay = 0.5
-        while True:
-            try:
-                return await call(arg)
-            except ConnectionError as exc:
-                level = logging.WARNING if delay == 0.5 else logging.DEBUG
-                log.log(level, "%s unavailable (%s); retrying %s in %.1fs", service, exc, item, delay)
-                await asyncio.sleep(delay)
-                delay = min(FETCH_RETRY_MAX_S, delay * 2)
-
-    def _decode_and_prepare(
-        self, data: bytes, event: dict[str, Any], models: Sequence[ImageModel]
-    ) -> tuple[DecodedImage, list[Prepared]]:
-        decoded = decode_image(
-            data,
-            event.get("content_type"),
-            max_bytes=self.settings.max_image_bytes,
-            max_pixels=self.settings.max_image_pixels,
-            # JPEG draft decoding at the largest input any routed model needs: far less work per image.
-            target_size=max((model.spec.input_size for model in models), default=None),
-        )
-        return decoded, [prepare_decoded(model, decoded) for model in models]
-
-    async def _enqueue(self, work: _Work, prepared: Prepared) -> None:
+    async def _enqueue(self, version: LoadedVersion, jobs: list[Job]) -> None:
         try:
-            await work.version.runner.submit(Job(prepared, work))
+            await version.runner.submit_many(jobs)
+            return
         except BatcherClosed:
-            # The version was swapped out between routing and queueing: serve with the current one.
-            version = self.catalog.replacement(work.version.name, work.variant)
-            if version is None:  # e.g. the shadow was removed: nothing to do for this part
+            pass
+        # The version was swapped out between routing and queueing: serve with the current one.
+        for job in jobs:
+            work: _Work = job.context
+            current = self.catalog.replacement(work.version.name, work.variant)
+            if current is None:  # e.g. the shadow was removed: nothing to do for this part
                 work.ticket.part_done()
-                return
-            work.version = version
-            prepared = await asyncio.get_running_loop().run_in_executor(
-                self._decode_pool, prepare_decoded, version.model, work.decoded
-            )
-            await version.runner.submit(Job(prepared, work))
+                continue
+            work.version = current
+            try:
+                prepared = await asyncio.get_running_loop().run_in_executor(
+                    self._decode_pool, prepare_decoded, current.model, work.decoded
+                )
+                await current.runner.submit(Job(prepared, work))
+            except Exception as exc:
+                log.exception(
+                    "cannot queue %s for %s v%s", work.event["event_id"], current.name, current.version
+                )
+                await self._publish_rejects([self._model_error(work, exc, "queue")])
+                work.ticket.part_done()
 
     # --- results -----------------------------------------------------------------------------------
-    async def on_results(self, jobs: list[Job], results: list[Result], info: BatchInfo) -> None:
-        """Send one batch's outputs, wait for the broker's acknowledgements, then release the inputs."""
+    async def on_results(
+        self, jobs: list[Job], results: list[Result], info: BatchInfo, *, cached: bool = False
+    ) -> None:
+        """Publish one batch's outputs together, wait for the broker's acknowledgements, release inputs."""
         if not jobs:
             return
         version: LoadedVersion = jobs[0].context.version
-        metrics.BATCH_SIZE.labels(version.name, version.version).observe(info.size)
-        metrics.BATCH_SECONDS.labels(version.name, version.version, str(version.model.device)).observe(
-            info.inference_s
-        )
-        metrics.QUEUE_DEPTH.labels(version.name, version.version).set(len(version.runner))
-        sends = [self._send_result(job, result, info) for job, result in zip(jobs, results, strict=True)]
-        outcomes = await asyncio.gather(*sends, return_exceptions=True)
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # e.g. an output the schema refuses: dead-letter it
-                log.error("cannot publish the result of %s: %r", job.context.event["event_id"], outcome)
-                await self._part_failed(job.context, outcome, "output")
-            else:
+        if not cached:
+            self._batch_metrics(version, jobs, info)
+        records: list[OutputRecord] = []
+        sent: list[_Work] = []
+        with stages.stage("encode", len(jobs)):
+            for job, result in zip(jobs, results, strict=True):
+                work: _Work = job.context
+                record = self._result_record(job, result, info, cached)
+                if record is not None:
+                    records.append(record)
+                    sent.append(work)
+        outcomes = await self.outputs.publish(records)
+        retry = [
+            self._model_error(work, outcome, "output")
+            for work, record, outcome in zip(sent, records, outcomes, strict=True)
+            if outcome is not None and record.kind != SHADOW
+        ]
+        for work, outcome in zip(sent, outcomes, strict=True):
+            if outcome is not None:  # e.g. an output the schema refuses: dead-lettered below
+                log.error("cannot publish the result of %s: %r", work.event["event_id"], outcome)
+        if retry:
+            await self._publish_rejects(retry)
+        if not cached:
+            await self._remember(jobs, results, outcomes, sent)
+        self._variant_metrics(records, sent, outcomes)
+        with stages.stage("ack", len(jobs)):
+            for job in jobs:
                 job.context.ticket.part_done()
 
-    async def _part_failed(self, work: _Work, exc: BaseException, stage: str) -> None:
-        """One part of an event failed outside the model: dead-letter it (unless shadow), release it."""
-        try:
-            if work.variant != "shadow":
-                error = ImageRejected(ErrorType.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
-                await self._send_dead_letter(work.ticket.record, error, stage, work.event)
-        finally:
-            work.ticket.part_done()
-
-    async def _send_result(self, job: Job, result: Result, info: BatchInfo, cached: bool = False) -> None:
+    def _result_record(self, job: Job, result: Result, info: BatchInfo, cached: bool) -> OutputRecord | None:
         work: _Work = job.context
-        record = work.ticket.record
         if isinstance(result, BaseException):
             if work.variant == "shadow":  # the event is served by its champion/challenger result
                 log.warning(
@@ -351,15 +410,14 @@ class InferencePipeline:
                     work.event["event_id"],
                     result,
                 )
-                return
+                return None
             error = ImageRejected(ErrorType.MODEL_ERROR, f"{type(result).__name__}: {result}")
-            await self._send_dead_letter(record, error, "inference", work.event)
-            return
+            return self._dead_letter(work.ticket.record, error, "inference", work.event, finish=False)
         timings = {
             "queue_ms": max(0.0, (info.started_at - job.queued_at) * 1000),
             "decode_ms": work.decode_ms,
             "inference_ms": info.inference_s * 1000,
-            "total_ms": (time.monotonic() - record.received_at) * 1000,
+            "total_ms": (time.monotonic() - work.ticket.record.received_at) * 1000,
         }
         value = enriched_event(
             work.event,
@@ -376,32 +434,68 @@ class InferencePipeline:
             worker=self.settings.worker_id,
             cached=cached,
         )
-        key = work.event["source_id"]
-        if self.cache is not None and not cached and work.variant != "shadow":
-            await self.cache.cache_output(
-                work.version.name, work.version.version, work.decoded.content_hash, output_to_dict(result)
-            )
-        if work.variant == "shadow":
-            await self.outputs.shadow(key, value)
-        else:
-            await self.outputs.enriched(key, value)
-        metrics.VARIANT_EVENTS.labels(work.version.name, work.version.version, work.variant).inc()
-        for stage in ("queue", "decode", "inference", "total"):
-            metrics.LATENCY.labels(work.version.name, work.variant, stage).observe(
-                timings[f"{stage}_ms"] / 1000
-            )
+        return OutputRecord(SHADOW if work.variant == "shadow" else ENRICHED, work.event["source_id"], value)
 
-    async def _reject(
-        self, record: RawRecord, error: ImageRejected, stage: str, event: dict[str, Any] | None
+    async def _remember(
+        self, jobs: list[Job], results: list[Result], outcomes: list[BaseException | None], sent: list[_Work]
     ) -> None:
-        try:
-            await self._send_dead_letter(record, error, stage, event)
-        finally:
-            self._finish(record)
+        """Put the batch's published, cacheable outputs in the inference cache (one call)."""
+        if self.cache is None:
+            return
+        published = {id(work) for work, outcome in zip(sent, outcomes, strict=True) if outcome is None}
+        entries = {
+            job.context.decoded.content_hash: output_to_dict(result)
+            for job, result in zip(jobs, results, strict=True)
+            if id(job.context) in published
+            and self._cacheable(job.context)
+            and not isinstance(result, BaseException)
+        }
+        if entries:
+            version = jobs[0].context.version
+            await self.cache.cache_outputs(version.name, version.version, entries)
 
-    async def _send_dead_letter(
-        self, record: RawRecord, error: ImageRejected, stage: str, event: dict[str, Any] | None
+    def _batch_metrics(self, version: LoadedVersion, jobs: list[Job], info: BatchInfo) -> None:
+        metrics.BATCH_SIZE.labels(version.name, version.version).observe(info.size)
+        metrics.BATCH_SECONDS.labels(version.name, version.version, str(version.model.device)).observe(
+            info.inference_s
+        )
+        metrics.QUEUE_DEPTH.labels(version.name, version.version).set(len(version.runner))
+        waited = sum(max(0.0, info.started_at - job.queued_at) for job in jobs) / len(jobs)
+        stages.record("queue", len(jobs), waited)
+        stages.record("inference", len(jobs), info.inference_s, info.cpu_s)
+
+    def _variant_metrics(
+        self, records: list[OutputRecord], sent: list[_Work], outcomes: list[BaseException | None]
     ) -> None:
+        counts: dict[tuple[str, str, str], int] = {}
+        for record, work, outcome in zip(records, sent, outcomes, strict=True):
+            if outcome is not None or record.kind == DEAD_LETTER:
+                continue
+            key = (work.version.name, work.version.version, work.variant)
+            counts[key] = counts.get(key, 0) + 1
+            timings = record.value["timings"]
+            for name in ("queue", "decode", "inference", "total"):
+                metrics.LATENCY.labels(work.version.name, work.variant, name).observe(
+                    timings[f"{name}_ms"] / 1000
+                )
+        for (name, version, variant), count in counts.items():
+            metrics.VARIANT_EVENTS.labels(name, version, variant).inc(count)
+
+    # --- dead letters ------------------------------------------------------------------------------
+    def _model_error(self, work: _Work, exc: BaseException, stage: str) -> OutputRecord:
+        error = ImageRejected(ErrorType.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
+        return self._dead_letter(work.ticket.record, error, stage, work.event, finish=False)
+
+    def _dead_letter(
+        self,
+        record: RawRecord,
+        error: ImageRejected,
+        stage: str,
+        event: dict[str, Any] | None,
+        *,
+        finish: bool = True,
+    ) -> OutputRecord:
+        """The DeadLetter output for ``record`` (``finish``: the record is done once it is published)."""
         log.info(
             "dead-letter %s:%s@%s %s: %s",
             record.topic,
@@ -422,18 +516,39 @@ class InferencePipeline:
             worker=self.settings.worker_id,
             event=event,
         )
-        await self.outputs.dead_letter(record.key, value)
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        return OutputRecord(DEAD_LETTER, key, value, done=record if finish else None)
+
+    async def _publish_rejects(self, rejects: list[OutputRecord]) -> None:
+        """Publish dead letters; each rejected record is finished whatever the outcome."""
+        try:
+            outcomes = await self.outputs.publish(rejects)
+            for letter, outcome in zip(rejects, outcomes, strict=True):
+                if outcome is not None:
+                    log.error("cannot publish a dead letter (%s): %r", letter.value["error_type"], outcome)
+        finally:
+            for letter in rejects:
+                if letter.done is not None:
+                    self._finish(letter.done)
+
+    async def _when_available(
+        self, service: str, item: object, call: Callable[[Any], Awaitable[T]], arg: Any
+    ) -> T:
+        """``await call(arg)``, waiting with backoff while ``service`` is unreachable.
+
+        The records stay in flight (consumption pauses at ``max_in_flight``) instead of going to the
+        DLQ: a claim-checked payload is only missing, and a schema id only unknown, when the service
+        answers so (a ``ConnectionError`` means it did not answer).
+        """
+        delay = 0.5
+        while True:
+            try:
+                return await call(arg)
+            except ConnectionError as exc:
+                level = logging.WARNING if delay == 0.5 else logging.DEBUG
+                log.log(level, "%s unavailable (%s); retrying %s in %.1fs", service, exc, item, delay)
+                await asyncio.sleep(delay)
+                delay = min(FETCH_RETRY_MAX_S, delay * 2)
 
     def _finish(self, record: RawRecord) -> None:
-        """``record`` is done: ack it and every later done record of its partition, in offset order."""
-        self._finished.add(id(record))
-        queue = self._order[(record.topic, record.partition)]
-        while queue and id(queue[0]) in self._finished:
-            head = queue.popleft()
-            self._finished.discard(id(head))
-            head.ack()
-            self.in_flight -= 1
-            self._slots.release()
-        if not queue:
-            del self._order[(record.topic, record.partition)]
-        metrics.IN_FLIGHT.set(self.in_flight)
+        self._acks.finish(record)

@@ -91,7 +91,7 @@ def enriched_event(
         "label": event.get("label"),
         "content_hash": decoded.content_hash,
         "cached": cached,
-        "embedding": None if output.embedding is None else [float(x) for x in output.embedding],
+        "embedding": None if output.embedding is None else output.embedding.astype(float).tolist(),
         "attributes": event.get("attributes") or {},
     }
 

@@ -1,6 +1,6 @@
 """What the pipeline needs to know about models: the versions serving each registered model.
 
-The model registry service (``model_registry.service``) implements ``ModelCatalog`` from MLflow; the
+The model registry service (``streams.runtime.models``) implements ``ModelCatalog`` from MLflow; the
 pipeline only reads the current ``ServingSet`` per event, so a promotion is one reference swap.
 """
 

@@ -52,13 +52,17 @@ class ModelStatus:
 class ModelRegistryService(Service):
     """Loads and hot-swaps the versions MLflow aliases name (one ``BatchRunner`` per version)."""
 
-    def __init__(self, settings: Settings, on_results: ResultHandler, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, on_results: ResultHandler, *, serve: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.serve = serve  # False (stats workers): follow aliases and routing for the views, load nothing
         self.on_results = on_results
         self.registry: ModelRegistry | None = None
         self.device = "cpu"
         self._executor: ThreadPoolExecutor | None = None
+        self._concurrency = 1
         self._serving: dict[str, ServingSet] = {}
         self._loaded: dict[tuple[str, str], LoadedVersion] = {}
         self._failed: dict[tuple[str, str], tuple[float, str]] = {}  # (failed at, error), retried later
@@ -79,13 +83,17 @@ class ModelRegistryService(Service):
 
     @property
     def ready(self) -> bool:
+        if not self.serve:
+            return self.first_load.is_set()
         return all(name in self._serving for name in self.settings.models)
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def on_start(self) -> None:
         configure_torch(self.settings.torch_threads)
         self.device = resolve_device(self.settings.device)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        # Two threads on a GPU: one batch is collated and copied while the previous one runs.
+        self._concurrency = 2 if self.device.startswith("cuda") else 1
+        self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="inference")
         self.registry = await asyncio.to_thread(open_registry, self.settings)
         await self.refresh_all()
         self.first_load.set()
@@ -134,6 +142,9 @@ class ModelRegistryService(Service):
             ]
             return
         status.aliases, status.routing, status.last_refresh = aliases, asdict(routing), time.time()
+        if not self.serve:  # what the workers that serve it load: the aliases
+            status.serving = dict(aliases)
+            return
         current = self._serving.get(name)
         chosen: dict[str, LoadedVersion | None] = {}
         for variant in VARIANTS:
@@ -203,6 +214,7 @@ class ModelRegistryService(Service):
             max_wait_s=settings.max_batch_wait_ms / 1000,
             max_queue=max(settings.max_batch_size, settings.max_in_flight),
             target_latency_s=settings.target_latency_ms / 1000 if settings.target_latency_ms else None,
+            concurrency=self._concurrency,
         )
         runner.start()
         return LoadedVersion(name, version, model.spec, runner)

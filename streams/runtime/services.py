@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from mode import Service
 
+from schemas.codec import SchemaError, serializer_for
 from streams import compat, metrics
-from streams.io.kafka import send_acknowledged
+from streams.io.kafka import SEND_RETRY_MAX_S
 from streams.io.store import RedisStore
+from streams.pipeline import stages
 from streams.pipeline.core import InferencePipeline
+from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
 from streams.runtime.models import ModelRegistryService
@@ -27,30 +32,106 @@ from streams.topology import Topology
 
 log = logging.getLogger(__name__)
 
-
 class FaustOutputs:
-    """The pipeline's outputs on this app's topics."""
+    """The pipeline's outputs on this app's topics, produced a batch at a time.
 
-    def __init__(self, topology: Topology, store: RedisStore | None) -> None:
-        self.topology = topology
-        self.store = store
+    Values are Avro-encoded here and handed to the app's producer together; their deliveries are awaited
+    together (one wait per batch, not one per record). A record its schema refuses is reported at once;
+    records the broker could not take are sent again with backoff until it does. Upload results and
+    dead letters of uploads go to Redis in one pipelined call per batch.
+    """
 
-    async def enriched(self, key: str, value: dict[str, Any]) -> None:
-        await send_acknowledged(self.topology.enriched, key, value)
-        if self.store is not None and value.get("source_type") == "UPLOAD":
-            await self.store.put_result(value["event_id"], value)
+    def __init__(self, app: Any, topology: Topology, store: RedisStore | None) -> None:
+        self.app, self.topology, self.store = app, topology, store
+        settings = topology.settings
+        self.serializer = serializer_for(topology.schema_registry)
+        self._topics = {
+            ENRICHED: (settings.topic_enriched, "EnrichedEvent"),
+            SHADOW: (settings.topic_shadow, "EnrichedEvent"),
+            DEAD_LETTER: (settings.topic_dlq, "DeadLetter"),
+        }
+        self._sent = {kind: metrics.EVENTS_OUT.labels(name) for kind, (name, _) in self._topics.items()}
 
-    async def shadow(self, key: str, value: dict[str, Any]) -> None:
-        await send_acknowledged(self.topology.shadow_results, key, value)
+    async def start(self) -> None:
+        """Start the producer and declare the output topics (the broker may not create them itself)."""
+        await self.app.maybe_start_producer()
+        for topic in (self.topology.enriched, self.topology.shadow_results, self.topology.dead_letters):
+            await topic.maybe_declare()
 
-    async def dead_letter(self, key: bytes | None, value: dict[str, Any]) -> None:
-        await send_acknowledged(
-            self.topology.dead_letters, key.decode("utf-8", "replace") if key else None, value
-        )
-        if self.store is not None and value.get("event_id"):
-            await self.store.put_result(
-                value["event_id"], {"error": value["error_type"], "message": value["error_message"]}
+    async def publish(self, records: Sequence[OutputRecord]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = [None] * len(records)
+        encoded: dict[int, tuple[str, bytes | None, bytes]] = {}
+        with stages.stage("encode", len(records)):
+            for i, record in enumerate(records):
+                topic, schema = self._topics[record.kind]
+                try:
+                    value = self.serializer.encode(schema, record.value)
+                except SchemaError as exc:  # a record the schema refuses never goes out
+                    outcomes[i] = exc
+                    continue
+                encoded[i] = (topic, record.key.encode() if record.key is not None else None, value)
+        started = time.perf_counter()
+        await self._deliver(encoded)
+        stages.record("publish", len(encoded), time.perf_counter() - started)
+        for i in encoded:
+            self._sent[records[i].kind].inc()
+        await self._store_results(records, outcomes)
+        return outcomes
+
+    async def _deliver(self, encoded: dict[int, tuple[str, bytes | None, bytes]]) -> None:
+        """Hand every record to the producer, then await all deliveries; resend what failed until the
+        broker takes it (a record the producer refuses outright is retried the same way)."""
+        pending, delay = list(encoded), 0.2
+        producer = self.app.producer
+        while pending:
+            deliveries: list[asyncio.Future[Any]] = []
+            failed: list[tuple[int, BaseException]] = []
+            sent: list[int] = []
+            for i in pending:
+                topic, key, value = encoded[i]
+                try:
+                    deliveries.append(await producer.send(topic, key, value, None, None, None))
+                    sent.append(i)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failed.append((i, exc))
+            outcomes = await asyncio.gather(*deliveries, return_exceptions=True)  # futures: no task each
+            failed += [
+                (i, exc) for i, exc in zip(sent, outcomes, strict=True) if isinstance(exc, BaseException)
+            ]
+            if any(isinstance(exc, asyncio.CancelledError) for _, exc in failed):
+                raise asyncio.CancelledError
+            if not failed:
+                return
+            _, first = failed[0]
+            log.warning(
+                "%d of %d sends failed (%s: %s); retrying in %.1fs",
+                len(failed),
+                len(pending),
+                type(first).__name__,
+                first,
+                delay,
             )
+            await asyncio.sleep(delay)
+            pending, delay = sorted(i for i, _ in failed), min(SEND_RETRY_MAX_S, delay * 2)
+
+    async def _store_results(
+        self, records: Sequence[OutputRecord], outcomes: list[BaseException | None]
+    ) -> None:
+        if self.store is None:
+            return
+        results = {}
+        for record, outcome in zip(records, outcomes, strict=True):
+            value = record.value
+            if outcome is not None or not value.get("event_id"):
+                continue
+            if record.kind == ENRICHED and value.get("source_type") == "UPLOAD":
+                results[value["event_id"]] = value
+            elif record.kind == DEAD_LETTER:
+                results[value["event_id"]] = {"error": value["error_type"], "message": value["error_message"]}
+        if results:
+            await self.store.put_results(results)
 
 
 class WorkerRuntime(Service):
@@ -79,17 +160,22 @@ class WorkerRuntime(Service):
             await self.store.ping()
         else:
             log.warning("no Redis configured: claim-check, upload results and the cache are off")
+        serve = settings.role != "stats"  # stats workers run no model: they only follow the registry
         self.models = ModelRegistryService(
-            settings, on_results=self._on_results, loop=self.loop, beacon=self.beacon
+            settings, on_results=self._on_results, serve=serve, loop=self.loop, beacon=self.beacon
         )
         await self.add_runtime_dependency(self.models)
-        fetch = self.store.get_payload if self.store else None
+        if not serve:
+            return
+        fetch = self.store.get_payloads if self.store else None
         cache = self.store if self.store is not None and settings.inference_cache else None
+        outputs = FaustOutputs(self.app, self.topology, self.store)
+        await outputs.start()
         self.pipeline = InferencePipeline(
             settings,
             self.models,
-            FaustOutputs(self.topology, self.store),
-            fetch_ref=fetch,
+            outputs,
+            fetch_refs=fetch,
             cache=cache,
             schema_registry=self.topology.schema_registry,
         )
@@ -127,3 +213,4 @@ class WorkerRuntime(Service):
             if tp.topic == self.settings.topic_raw and highwater is not None:
                 lag = max(0, highwater - (committed.get(tp) or 0))
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+

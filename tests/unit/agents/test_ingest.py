@@ -13,8 +13,8 @@ class FakePipeline:
     def __init__(self) -> None:
         self.records: list[RawRecord] = []
 
-    async def submit(self, record: RawRecord) -> None:
-        self.records.append(record)
+    async def submit_batch(self, records: list[RawRecord]) -> None:
+        self.records.extend(records)
 
 
 async def test_raw_records_reach_the_pipeline_once_models_are_loaded(stream_app: StreamApp) -> None:

@@ -48,14 +48,24 @@ class _Collector:
 
     async def enriched(self, key, value):
         self.enriched_values.append(value)
-        self.changed.set()
 
     async def shadow(self, key, value):
-        self.changed.set()
+        pass
 
     async def dead_letter(self, key, value):
         self.dead_values.append(value)
+
+    async def publish(self, records):
+        """The pipeline's Outputs: one call per batch; each record through its kind's method."""
+        outcomes = []
+        for record in records:
+            try:
+                await getattr(self, record.kind)(record.key, record.value)
+                outcomes.append(None)
+            except SchemaError as exc:
+                outcomes.append(exc)
         self.changed.set()
+        return outcomes
 
     async def until(self, predicate, timeout: float = 10.0) -> None:
         async def loop():

@@ -1,4 +1,4 @@
-"""streams.records: validating ImageEvents and building the output records, plus fuzzing of the path
+"""streams.pipeline.records: validating ImageEvents and building the output records, plus fuzzing of the path
 every raw record takes (Avro codec → ``parse_image_event`` → ``decode_image``): whatever the bytes,
 the result is an event or an ``ImageRejected``, never another exception."""
 
