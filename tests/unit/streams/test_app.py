@@ -45,3 +45,30 @@ def test_a_quiet_worker_does_not_turn_debug_logging_on() -> None:
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
+
+
+def test_faust_finds_the_app_built_on_first_access_from_the_environment(monkeypatch, tmp_path) -> None:
+    """``faust -A streams.app worker``: the module builds nothing at import, ``streams.app.app`` on demand."""
+    from faust.cli.base import find_app
+
+    import streams.app as module
+
+    monkeypatch.setenv("STREAMVISION_APP_ID", "lazy-app")
+    monkeypatch.setenv("STREAMVISION_DATA_DIR", str(tmp_path))
+    vars(module).pop("app", None)
+    try:
+        app = find_app("streams.app")
+        assert app.conf.id == "lazy-app"
+        assert module.app is app  # built once
+        assert set(app.agents) >= {"agents.ingest.ingest", "agents.drift.track_drift"}
+    finally:
+        vars(module).pop("app", None)
+
+
+def test_a_role_chooses_the_agents(tmp_path) -> None:
+    from streams.app import build_app
+
+    stats = build_app(Settings(data_dir=tmp_path, role="stats")).app
+    inference = build_app(Settings(data_dir=tmp_path, role="inference")).app
+    assert "agents.ingest.ingest" not in stats.agents and "agents.drift.track_drift" in stats.agents
+    assert set(inference.agents) == {"agents.ingest.ingest"}
