@@ -19,6 +19,7 @@ from monitoring.profile import ProfileBuilder
 
 log = logging.getLogger(__name__)
 
+
 def reference_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursively, by suffix), sorted.
 

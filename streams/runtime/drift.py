@@ -70,6 +70,7 @@ def update_gauges(update: DriftUpdate) -> None:
         if alert["state"] == "FIRING":
             metrics.DRIFT_ALERTS_ACTIVE.labels(*labels, alert["severity"]).set(1)
 
+
 #: RESOLVED alerts kept in ``drift_alert_log`` (FIRING ones are always kept).
 KEEP_RESOLVED = 100
 
@@ -199,4 +200,3 @@ class DriftRuntime:
             state_key(*key): {"collected": n, "needed": needed}
             for key, n in self.monitor.baseline_progress().items()
         }
-

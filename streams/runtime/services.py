@@ -32,6 +32,7 @@ from streams.topology import Topology
 
 log = logging.getLogger(__name__)
 
+
 class FaustOutputs:
     """The pipeline's outputs on this app's topics, produced a batch at a time.
 
@@ -213,4 +214,3 @@ class WorkerRuntime(Service):
             if tp.topic == self.settings.topic_raw and highwater is not None:
                 lag = max(0, highwater - (committed.get(tp) or 0))
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
-
