@@ -33,6 +33,9 @@ AGENTS_BY_ROLE = {
 }
 
 
+PRODUCER_BATCH_BYTES = 1024 * 1024
+
+
 class StreamWorker(faust.Worker):
     """Faust's worker without its terminal spinner.
 
@@ -104,6 +107,8 @@ def create_faust_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         # Faust's 1 MB defaults log a warning and drop larger records.
         producer_max_request_size=settings.max_request_bytes,
+        # Room for many results per partition batch (Faust's 16 KB holds a handful of CLIP results).
+        producer_max_batch_size=min(settings.max_request_bytes, PRODUCER_BATCH_BYTES),
         consumer_max_fetch_size=settings.max_fetch_bytes,
         # Bounded read-ahead: with the pipeline's in-flight limit this bounds memory per worker.
         stream_buffer_maxsize=max(64, settings.max_in_flight),

@@ -25,6 +25,7 @@ from transformers import CLIPModel, CLIPTokenizer
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prepared
 from inference.device import autocast, enforce_threads, to_device
 from inference.families._common import center_crop_resize, channel_tensor, normalise, stack, top_k
+from inference.graphs import GraphedForward, buckets_up_to
 from inference.jit import traced_forward
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # 0-1 units, as the processor config stores them
@@ -59,6 +60,11 @@ class ClipModel(ImageModel):
         self._resample = "bicubic" if processor.get("resample", 3) == 3 else "bilinear"
         self._crop_ratio = _crop_ratio(processor, spec.input_size)
         self._logit_scale = float(model.logit_scale.detach().exp().clamp(max=100.0))
+        # On CUDA the whole batch (normalise, image tower, similarities) replays as one CUDA graph.
+        self._graphed: GraphedForward | None = None
+        if device.startswith("cuda") and spec.extra.get("cuda_graphs", True):
+            largest = int(spec.extra.get("max_graph_batch", 256))
+            self._graphed = GraphedForward(self._forward, buckets_up_to(largest), name="CLIP image tower")
 
     @classmethod
     def load(
@@ -100,16 +106,30 @@ class ClipModel(ImageModel):
             return []
         enforce_threads()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            pixels = normalise(to_device(stack(batch), self.device), self._mean, self._std)
-            features = self.image_features(pixels)
-            image = F.normalize(features.float(), dim=-1)
-            probs = (self._logit_scale * image @ self.text_embeddings.T).softmax(dim=-1)
+            pixels = to_device(stack(batch), self.device)
+            image, probs = (self._graphed or self._forward)(pixels)
         embeddings = image.cpu().numpy().astype(np.float32, copy=False)
         predictions = top_k(probs, self.spec.labels, self.spec.top_k)
         return [ModelOutput(predictions=p, embedding=embeddings[i].copy()) for i, p in enumerate(predictions)]
 
+    def warmup(self, batch_size: int = 1) -> None:
+        """One dummy batch; on CUDA also capture the graph of every batch size bucket."""
+        super().warmup(batch_size)
+        if self._graphed is not None:
+            size = self.spec.input_size
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                example = torch.zeros((1, 3, size, size), dtype=torch.uint8, device=self.device)
+                self._graphed.capture_all(example)
+
+    def _forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 N x 3 x H x W on the device → (normalised image embeddings, label probabilities)."""
+        features = self.image_features(normalise(pixels, self._mean, self._std))
+        image = F.normalize(features.float(), dim=-1)
+        return image, (self._logit_scale * image @ self.text_embeddings.T).softmax(dim=-1)
+
     def close(self) -> None:
         """Drop the model (and its GPU memory)."""
+        self._graphed = None
         del self.model
         self.image_features = nn.Identity()
         if self.device.startswith("cuda"):

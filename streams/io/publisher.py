@@ -78,6 +78,8 @@ class ImagePublisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers(settings.broker_url),
             max_request_size=settings.max_request_bytes,
+            # aiokafka's 16 KB batches hold one camera frame: one frame per partition per request.
+            max_batch_size=min(settings.max_request_bytes, 1024 * 1024),
             linger_ms=5,
             acks="all",
         )

@@ -110,3 +110,22 @@ def test_out_of_memory_on_cuda_splits_the_batch_and_serves_every_image(
     assert len(results) == 1024 and all(isinstance(r, ModelOutput) for r in results)
     for result in results[::97]:
         assert [p.label for p in result.predictions] == [p.label for p in expected.predictions]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_clip_cuda_graphs_give_the_eager_answers(clip_dir: Path, precision: str) -> None:
+    """Warm-up captures one CUDA graph per batch bucket; a padded replay answers like the eager pass."""
+    model = load_model(clip_dir, "cuda", precision)
+    model.warmup(2)
+    graphed = model._graphed
+    assert graphed is not None and graphed.enabled and graphed._graphs, "no CUDA graph was captured"
+    prepared = [model.prepare(image) for image in _photos(5)]  # 5: padded to the bucket of 8
+    replayed = model.predict_batch(prepared)
+    model._graphed = None
+    eager = model.predict_batch(prepared)
+    tolerance = 1e-4 if precision == "fp32" else 2e-3
+    for a, b in zip(replayed, eager, strict=True):
+        assert [p.label for p in a.predictions] == [p.label for p in b.predictions]
+        for p, q in zip(a.predictions, b.predictions, strict=True):
+            assert p.score == pytest.approx(q.score, abs=tolerance)
+        assert float(a.embedding @ b.embedding) > 0.999
