@@ -2,15 +2,17 @@
 
 The worker counts, per stage, the events through it, the wall seconds they spent in it and the CPU
 seconds of the thread that ran it (``streams.pipeline.stages``), plus its whole process CPU
-(``process_cpu_seconds_total``). The difference over a run gives, per stage, the mean time per event
+(``/proc``). The difference over a run gives, per stage, the mean time per event
 and the stage's share of the worker's CPU; what no stage claims (``faust_and_loop``) is Faust's own
 intake (fetches, the stream, commits, the stats agents of an ``all`` worker) and the event loop.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 _SAMPLE = re.compile(r'^(streamvision_stage_(events|seconds|cpu_seconds)_total)\{stage="([a-z_]+)"\} (\S+)$')
@@ -19,10 +21,19 @@ _PROCESS_CPU = "process_cpu_seconds_total "
 Snapshot = dict[str, Any]
 
 
-def read(url: str, timeout: float = 5.0) -> Snapshot:
-    """The stage counters and process CPU of the worker at ``url`` (its base URL)."""
+def read(url: str, pid: int | None = None, timeout: float = 5.0) -> Snapshot:
+    """The stage counters of the worker at ``url`` (its base URL) and the CPU time of process ``pid``."""
     with urllib.request.urlopen(url + "/metrics", timeout=timeout) as response:
-        return parse(response.read().decode())
+        snapshot = parse(response.read().decode())
+    if pid is not None:
+        snapshot["cpu_s"] = process_cpu_s(pid)
+    return snapshot
+
+
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def parse(text: str) -> Snapshot:

@@ -136,7 +136,7 @@ class BenchWorker:
         from bench import stages
 
         try:
-            return stages.read(self.url)
+            return stages.read(self.url, self.process.pid if self.process is not None else None)
         except (OSError, ValueError):
             return None
 

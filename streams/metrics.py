@@ -5,11 +5,9 @@ One module so dashboards and alert rules (``deploy/``) have a single list to che
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-# process_cpu_seconds_total, process_resident_memory_bytes...: the benchmark's stage shares divide by it.
-ProcessCollector(registry=REGISTRY)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -86,6 +84,23 @@ DRIFT_ALERTS_ACTIVE = Gauge(
     "streamvision_drift_alerts_active",
     "1 while a drift alert fires.",
     ["model", "version", "source", "metric", "severity"],
+    registry=REGISTRY,
+)
+
+# Where an event's time goes in the worker (streams.pipeline.stages adds to them, the benchmark reads them).
+STAGE_EVENTS = Counter(
+    "streamvision_stage_events", "Events through each stage.", ["stage"], registry=REGISTRY
+)
+STAGE_SECONDS = Counter(
+    "streamvision_stage_seconds",
+    "Wall seconds events spent in each stage, summed over events.",
+    ["stage"],
+    registry=REGISTRY,
+)
+STAGE_CPU_SECONDS = Counter(
+    "streamvision_stage_cpu_seconds",
+    "CPU seconds of the thread running each synchronous stage (per batch, not per event).",
+    ["stage"],
     registry=REGISTRY,
 )
 

@@ -4,8 +4,8 @@ Each stage adds, per batch, the events it handled, the wall time those events sp
 ``n`` waiting ``t`` seconds adds ``n * t``), and, for the stages that run as one synchronous piece
 (parsing, decoding, the forward pass, encoding, acks), the CPU time of the thread that ran it. The
 benchmark reads the counters before and after a run: mean time per event in each stage, and each
-stage's share of the worker's CPU (``process_cpu_seconds_total``); what no stage claims is Faust's own
-intake (fetching, the stream, commits) and the event loop.
+stage's share of the worker's CPU (the process's CPU time, read by the benchmark); what no stage
+claims is Faust's own intake (fetching, the stream, commits) and the event loop.
 
 Example:
     >>> with stage("parse", events=2):
@@ -20,9 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter
-
-from streams.metrics import REGISTRY
+from streams.metrics import STAGE_CPU_SECONDS, STAGE_EVENTS, STAGE_SECONDS
 
 #: Stages in pipeline order.
 STAGES = (
@@ -39,21 +37,6 @@ STAGES = (
     "ack",
 )
 
-STAGE_EVENTS = Counter(
-    "streamvision_stage_events", "Events through each stage.", ["stage"], registry=REGISTRY
-)
-STAGE_SECONDS = Counter(
-    "streamvision_stage_seconds",
-    "Wall seconds events spent in each stage, summed over events.",
-    ["stage"],
-    registry=REGISTRY,
-)
-STAGE_CPU_SECONDS = Counter(
-    "streamvision_stage_cpu_seconds",
-    "CPU seconds of the thread running each synchronous stage (per batch, not per event).",
-    ["stage"],
-    registry=REGISTRY,
-)
 _EVENTS = {name: STAGE_EVENTS.labels(name) for name in STAGES}
 _SECONDS = {name: STAGE_SECONDS.labels(name) for name in STAGES}
 _CPU = {name: STAGE_CPU_SECONDS.labels(name) for name in STAGES}

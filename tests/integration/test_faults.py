@@ -82,7 +82,8 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def test_redis_down_inference_continues_results_api_503_then_recovers(
     own_redis, settings_factory, worker_factory
 ):
-    settings = settings_factory(models=(TINY_MODEL,), redis_url=own_redis.url)
+    # Camera frames skip the cache by default (live frames never repeat); this camera repeats one image.
+    settings = settings_factory(models=(TINY_MODEL,), redis_url=own_redis.url, inference_cache_cameras=True)
     register_tiny_model(settings)
     worker = worker_factory(settings)
     image = random_jpeg(np.random.default_rng(7))
