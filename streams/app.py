@@ -36,6 +36,17 @@ AGENTS_BY_ROLE = {
 PRODUCER_BATCH_BYTES = 1024 * 1024
 
 
+def group_id(settings: Settings) -> str:
+    """The Faust app id, which names the consumer group and the tables' changelog topics.
+
+    Stats workers form a group of their own (``<app_id>-stats``): Faust's assignor and ``table_route``
+    assume every member declares the same tables, and inference workers declare none. Run either
+    ``all`` workers, or ``inference`` workers beside ``stats`` workers (``all`` plus ``stats`` would
+    count every result twice).
+    """
+    return f"{settings.app_id}-stats" if settings.role == "stats" else settings.app_id
+
+
 class StreamWorker(faust.Worker):
     """Faust's worker without its terminal spinner.
 
@@ -89,7 +100,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     compat.check_versions()
     compat.limit_fetch_wait(settings.fetch_wait_ms)
     return faust.App(
-        settings.app_id,
+        group_id(settings),
         broker=settings.broker_url,
         store="memory://",  # tables live in memory and recover from their changelog topics
         autodiscover=False,  # build_app declares the agents and pages of its role itself

@@ -111,7 +111,7 @@ class Topology:
     drift_stats: Any
     drift_alerts: Any
     all_results: Any  # served and shadow results in one stream (co-partitioned: both keyed by source_id)
-    # --- tables ---
+    # --- tables (None on an inference worker: the stats workers keep them) ---
     source_stats: Any
     latest_by_source: Any
     variant_stats: Any
@@ -144,8 +144,12 @@ def build_topology(app: Any, settings: Settings) -> Topology:
         )
 
     topics = {field: topic(getattr(settings, field), schema=schema) for field, schema in TOPICS.items()}
+    # An inference worker keeps no table: were it to declare them, the group's assignor would give it
+    # changelog partitions it never writes, and table_route would send key lookups to it.
     tables = {
-        name: (app.GlobalTable if everywhere else app.Table)(
+        name: None
+        if settings.role == "inference"
+        else (app.GlobalTable if everywhere else app.Table)(
             name, key_type=str, value_type=None, partitions=partitions, help=help
         )
         for name, (help, everywhere) in TABLES.items()

@@ -16,6 +16,8 @@ def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
     """Declare ``/api/drift`` and ``/api/alerts`` on ``app`` (see :mod:`streams.app`)."""
     settings, drift = runtime.settings, runtime.drift
     drift_state, drift_alert_log = topology.drift_state, topology.drift_alert_log
+    if drift_state is None:  # an inference worker keeps no tables: the stats workers answer
+        return
 
     @app.page("/api/drift")
     async def drift_view(self: web.View, request: web.Request) -> web.Response:

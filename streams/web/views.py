@@ -17,7 +17,8 @@ from streams.topology import Topology
 def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
     """Declare the health, metrics, sources and models pages on ``app`` (see :mod:`streams.app`)."""
     _health_pages(app, runtime)
-    _source_pages(app, topology, runtime)
+    if topology.source_stats is not None:  # inference workers keep no tables: stats workers answer
+        _source_pages(app, topology, runtime)
     _model_pages(app, topology, runtime)
 
 
@@ -94,7 +95,7 @@ def _model_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
         """Served models: aliases, routing, versions loaded on this worker, load errors."""
         service = runtime.models
         status = service.model_status if service else {}
-        items = list(variant_stats.items())
+        items = list(variant_stats.items()) if variant_stats is not None else []
         return self.json(
             {
                 "worker": settings.worker_id,
@@ -114,5 +115,6 @@ def _model_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
             status = service.model_status.get(name) if service else None
             if status is None:
                 return self.json({"error": f"model {name!r} is not served here"}, status=404)
-            report = model_report(name, status.serving, list(variant_stats.items()), settings.ab_min_samples)
+            items = list(variant_stats.items()) if variant_stats is not None else []
+            report = model_report(name, status.serving, items, settings.ab_min_samples)
             return self.json({"name": name, **asdict(status), **report})
