@@ -22,12 +22,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from inference.base import ErrorType, ImageRejected, Prepared
 from inference.batcher import BatcherClosed
-from inference.decode import DecodedImage
 from inference.runner import BatchInfo, Job, Result
 from schemas.codec import SchemaRegistry
 from streams import metrics
@@ -35,8 +33,6 @@ from streams.pipeline import stages
 from streams.pipeline.acks import OrderedAcks
 from streams.pipeline.decoding import Decoded, decode_batch, prepare_decoded
 from streams.pipeline.outputs import (
-    DEAD_LETTER,
-    ENRICHED,
     SHADOW,
     InferenceCache,
     OutputRecord,
@@ -44,9 +40,11 @@ from streams.pipeline.outputs import (
     output_from_dict,
     output_to_dict,
 )
-from streams.pipeline.records import dead_letter, enriched_event, parse_image_event
+from streams.pipeline.records import parse_image_event
+from streams.pipeline.results import batch_metrics, dead_letter_record, result_record, variant_metrics
 from streams.pipeline.routing import choose_variant, in_shadow_sample
 from streams.pipeline.serving import LoadedVersion, ModelCatalog
+from streams.pipeline.work import Item, RawRecord, Ticket, Work
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,56 +54,6 @@ FETCH_RETRY_MAX_S = 10.0
 FetchRefs = Callable[[Sequence[str]], Awaitable[list[bytes | None]]]  # ConnectionError while down
 
 __all__ = ["InferencePipeline", "OutputRecord", "Outputs", "RawRecord", "output_from_dict", "output_to_dict"]
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One consumed ``images.raw`` record and how to acknowledge it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    ack: Callable[[], Any]
-    received_at: float = field(default_factory=time.monotonic)
-    timestamp: float | None = None  # the Kafka record's timestamp (epoch seconds), when known
-
-
-@dataclass(slots=True)
-class _Ticket:
-    """Counts the outputs an input still waits for; finishes the record when none is left."""
-
-    record: RawRecord
-    remaining: int
-    on_done: Callable[[RawRecord], None]
-
-    def part_done(self) -> None:
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.on_done(self.record)
-
-
-@dataclass(slots=True)
-class _Work:
-    """What travels with a Job through the batcher: one (event, version) part."""
-
-    ticket: _Ticket
-    event: dict[str, Any]
-    decoded: DecodedImage
-    version: LoadedVersion
-    variant: str
-    decode_ms: float
-
-
-@dataclass(slots=True)
-class _Item:
-    """One record on its way through a batch's steps."""
-
-    record: RawRecord
-    event: dict[str, Any] | None = None
-    plan: list[tuple[LoadedVersion, str]] = field(default_factory=list)
-    data: bytes | None = None
 
 
 class InferencePipeline:
@@ -157,7 +105,7 @@ class InferencePipeline:
             stages.record("intake", len(stamped), time.time() - sum(stamped) / len(stamped))
         await self._acks.admit(records)
         metrics.EVENTS_IN.labels(records[0].topic).inc(len(records))
-        task = asyncio.get_running_loop().create_task(self._process([_Item(r) for r in records]))
+        task = asyncio.get_running_loop().create_task(self._process([Item(r) for r in records]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -170,7 +118,7 @@ class InferencePipeline:
             task.cancel()
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _process(self, items: list[_Item]) -> None:
+    async def _process(self, items: list[Item]) -> None:
         """One intake batch: every item is either queued for a model or dead-lettered, exactly once."""
         rejects: list[OutputRecord] = []
         step = "parse"
@@ -192,7 +140,7 @@ class InferencePipeline:
         if rejects:
             await self._publish_rejects(rejects)
 
-    async def _parse(self, items: list[_Item], rejects: list[OutputRecord]) -> list[_Item]:
+    async def _parse(self, items: list[Item], rejects: list[OutputRecord]) -> list[Item]:
         kept = []
         with stages.stage("parse", len(items)):
             for item in items:
@@ -211,7 +159,7 @@ class InferencePipeline:
     async def _parse_one(self, value: bytes | None) -> dict[str, Any]:
         return parse_image_event(value, registry=self.schema_registry)
 
-    def _route(self, items: list[_Item], rejects: list[OutputRecord]) -> list[_Item]:
+    def _route(self, items: list[Item], rejects: list[OutputRecord]) -> list[Item]:
         kept = []
         for item in items:
             assert item.event is not None
@@ -241,7 +189,7 @@ class InferencePipeline:
             plan.append((serving.shadow, "shadow"))
         return plan  # type: ignore[return-value]
 
-    async def _payloads(self, items: list[_Item], rejects: list[OutputRecord]) -> list[_Item]:
+    async def _payloads(self, items: list[Item], rejects: list[OutputRecord]) -> list[Item]:
         """Image bytes for every item; claim-checked ones fetched in one round trip."""
         by_ref = [item for item in items if item.event and item.event.get("image") is None]
         for item in items:
@@ -266,7 +214,7 @@ class InferencePipeline:
                 rejects.append(self._dead_letter(item.record, error, "fetch", item.event))
         return [item for item in items if item.data is not None]
 
-    async def _decode(self, items: list[_Item], rejects: list[OutputRecord]) -> list[tuple[_Item, Decoded]]:
+    async def _decode(self, items: list[Item], rejects: list[OutputRecord]) -> list[tuple[Item, Decoded]]:
         """Decode and prepare the batch in the decode threads (split into one chunk per thread)."""
         if not items:
             return []
@@ -289,15 +237,15 @@ class InferencePipeline:
             rejects.append(self._dead_letter(item.record, result, "decode", item.event))
         return kept
 
-    async def _dispatch(self, decoded: list[tuple[_Item, Decoded]]) -> None:
+    async def _dispatch(self, decoded: list[tuple[Item, Decoded]]) -> None:
         """Serve cache hits, queue the rest on each version's batcher."""
         queued: dict[int, tuple[LoadedVersion, list[Job]]] = {}
-        cacheable: list[tuple[_Work, Prepared]] = []
+        cacheable: list[tuple[Work, Prepared]] = []
         for item, result in decoded:
-            ticket = _Ticket(item.record, remaining=len(item.plan), on_done=self._finish)
+            ticket = Ticket(item.record, remaining=len(item.plan), on_done=self._finish)
             assert item.event is not None
             for (version, variant), prepared in zip(item.plan, result.prepared, strict=True):
-                work = _Work(ticket, item.event, result.image, version, variant, result.decode_ms)
+                work = Work(ticket, item.event, result.image, version, variant, result.decode_ms)
                 if self._cacheable(work):
                     cacheable.append((work, prepared))
                 else:
@@ -307,12 +255,12 @@ class InferencePipeline:
         for version, jobs in queued.values():
             await self._enqueue(version, jobs)
 
-    def _cacheable(self, work: _Work) -> bool:
+    def _cacheable(self, work: Work) -> bool:
         if self.cache is None or work.variant == "shadow":
             return False
         return work.event.get("source_type") != "CAMERA" or self.settings.inference_cache_cameras
 
-    async def _serve_from_cache(self, parts: list[tuple[_Work, Prepared]]) -> list[tuple[_Work, Prepared]]:
+    async def _serve_from_cache(self, parts: list[tuple[Work, Prepared]]) -> list[tuple[Work, Prepared]]:
         """Publish the parts the cache has (one lookup per version); return the misses."""
         if not parts or self.cache is None:
             return parts
@@ -344,7 +292,7 @@ class InferencePipeline:
             pass
         # The version was swapped out between routing and queueing: serve with the current one.
         for job in jobs:
-            work: _Work = job.context
+            work: Work = job.context
             current = self.catalog.replacement(work.version.name, work.variant)
             if current is None:  # e.g. the shadow was removed: nothing to do for this part
                 work.ticket.part_done()
@@ -371,13 +319,13 @@ class InferencePipeline:
             return
         version: LoadedVersion = jobs[0].context.version
         if not cached:
-            self._batch_metrics(version, jobs, info)
+            batch_metrics(version, jobs, info)
         records: list[OutputRecord] = []
-        sent: list[_Work] = []
+        sent: list[Work] = []
         with stages.stage("encode", len(jobs)):
             for job, result in zip(jobs, results, strict=True):
-                work: _Work = job.context
-                record = self._result_record(job, result, info, cached)
+                work: Work = job.context
+                record = result_record(job, result, info, cached, self.settings.worker_id)
                 if record is not None:
                     records.append(record)
                     sent.append(work)
@@ -394,50 +342,13 @@ class InferencePipeline:
             await self._publish_rejects(retry)
         if not cached:
             await self._remember(jobs, results, outcomes, sent)
-        self._variant_metrics(records, sent, outcomes)
+        variant_metrics(records, sent, outcomes)
         with stages.stage("ack", len(jobs)):
             for job in jobs:
                 job.context.ticket.part_done()
 
-    def _result_record(self, job: Job, result: Result, info: BatchInfo, cached: bool) -> OutputRecord | None:
-        work: _Work = job.context
-        if isinstance(result, BaseException):
-            if work.variant == "shadow":  # the event is served by its champion/challenger result
-                log.warning(
-                    "shadow %s v%s failed on %s: %s",
-                    work.version.name,
-                    work.version.version,
-                    work.event["event_id"],
-                    result,
-                )
-                return None
-            error = ImageRejected(ErrorType.MODEL_ERROR, f"{type(result).__name__}: {result}")
-            return self._dead_letter(work.ticket.record, error, "inference", work.event, finish=False)
-        timings = {
-            "queue_ms": max(0.0, (info.started_at - job.queued_at) * 1000),
-            "decode_ms": work.decode_ms,
-            "inference_ms": info.inference_s * 1000,
-            "total_ms": (time.monotonic() - work.ticket.record.received_at) * 1000,
-        }
-        value = enriched_event(
-            work.event,
-            work.decoded,
-            result,
-            model={
-                "name": work.version.name,
-                "version": work.version.version,
-                "variant": work.variant,
-                "task": work.version.spec.task,
-            },
-            timings=timings,
-            batch_size=info.size,
-            worker=self.settings.worker_id,
-            cached=cached,
-        )
-        return OutputRecord(SHADOW if work.variant == "shadow" else ENRICHED, work.event["source_id"], value)
-
     async def _remember(
-        self, jobs: list[Job], results: list[Result], outcomes: list[BaseException | None], sent: list[_Work]
+        self, jobs: list[Job], results: list[Result], outcomes: list[BaseException | None], sent: list[Work]
     ) -> None:
         """Put the batch's published, cacheable outputs in the inference cache (one call)."""
         if self.cache is None:
@@ -454,35 +365,8 @@ class InferencePipeline:
             version = jobs[0].context.version
             await self.cache.cache_outputs(version.name, version.version, entries)
 
-    def _batch_metrics(self, version: LoadedVersion, jobs: list[Job], info: BatchInfo) -> None:
-        metrics.BATCH_SIZE.labels(version.name, version.version).observe(info.size)
-        metrics.BATCH_SECONDS.labels(version.name, version.version, str(version.model.device)).observe(
-            info.inference_s
-        )
-        metrics.QUEUE_DEPTH.labels(version.name, version.version).set(len(version.runner))
-        waited = sum(max(0.0, info.started_at - job.queued_at) for job in jobs) / len(jobs)
-        stages.record("queue", len(jobs), waited)
-        stages.record("inference", len(jobs), info.inference_s, info.cpu_s)
-
-    def _variant_metrics(
-        self, records: list[OutputRecord], sent: list[_Work], outcomes: list[BaseException | None]
-    ) -> None:
-        counts: dict[tuple[str, str, str], int] = {}
-        for record, work, outcome in zip(records, sent, outcomes, strict=True):
-            if outcome is not None or record.kind == DEAD_LETTER:
-                continue
-            key = (work.version.name, work.version.version, work.variant)
-            counts[key] = counts.get(key, 0) + 1
-            timings = record.value["timings"]
-            for name in ("queue", "decode", "inference", "total"):
-                metrics.LATENCY.labels(work.version.name, work.variant, name).observe(
-                    timings[f"{name}_ms"] / 1000
-                )
-        for (name, version, variant), count in counts.items():
-            metrics.VARIANT_EVENTS.labels(name, version, variant).inc(count)
-
     # --- dead letters ------------------------------------------------------------------------------
-    def _model_error(self, work: _Work, exc: BaseException, stage: str) -> OutputRecord:
+    def _model_error(self, work: Work, exc: BaseException, stage: str) -> OutputRecord:
         error = ImageRejected(ErrorType.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
         return self._dead_letter(work.ticket.record, error, stage, work.event, finish=False)
 
@@ -495,29 +379,7 @@ class InferencePipeline:
         *,
         finish: bool = True,
     ) -> OutputRecord:
-        """The DeadLetter output for ``record`` (``finish``: the record is done once it is published)."""
-        log.info(
-            "dead-letter %s:%s@%s %s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            error.error_type,
-            error.message,
-        )
-        metrics.EVENTS_FAILED.labels(error.error_type, stage).inc()
-        value = dead_letter(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            error=error,
-            stage=stage,
-            worker=self.settings.worker_id,
-            event=event,
-        )
-        key = record.key.decode("utf-8", "replace") if record.key else None
-        return OutputRecord(DEAD_LETTER, key, value, done=record if finish else None)
+        return dead_letter_record(record, error, stage, event, self.settings.worker_id, finish=finish)
 
     async def _publish_rejects(self, rejects: list[OutputRecord]) -> None:
         """Publish dead letters; each rejected record is finished whatever the outcome."""
