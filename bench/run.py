@@ -77,6 +77,11 @@ class Benchmark:
         self.options = options
 
     def run(self) -> dict[str, Any]:
+        """Every family's rows and the report around them.
+
+        Longer than our ~60 lines: most of it is the report's literal layout (settings and options
+        echoed into the JSON), which reads best in one place.
+        """
         from inference.device import configure_torch, resolve_device
 
         options = self.options

@@ -146,6 +146,9 @@ async def soak(
 ) -> dict[str, Any]:
     """Publish ``rate`` events/s for ``duration_s`` to a running worker and sample it.
 
+    One function of ~65 lines on purpose: the publishing loop, the samples and the drain share their
+    state, and split up they would pass it all around.
+
     Args:
         settings: The worker's settings (broker and topics).
         worker_pid, worker_url, worker_log: The running worker.
