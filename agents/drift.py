@@ -1,4 +1,8 @@
-"""images.enriched + images.shadow → drift windows → drift.stats, drift.alerts and the drift tables."""
+"""drift.partials → the all-sources drift windows; drift windows that close while no result arrives.
+
+Results feed the per-source windows and each worker's partial all-sources windows in
+:mod:`agents.results`; the partials reach the worker that owns their model version's key here.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +16,24 @@ log = logging.getLogger(__name__)
 
 
 def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
-    """Declare the drift agent and its idle timer on ``app`` (see :mod:`streams.app`)."""
+    """Declare the idle-window timer on ``app`` (see :mod:`streams.app`)."""
     drift = runtime.drift
 
-    @app.agent(topology.all_results, name="agents.drift.track_drift")
-    async def track_drift(stream):
-        """Compare tumbling windows of served and shadow results with each model version's reference
-        profile; publish a DriftStat per closed window and a DriftAlert when K windows in a row drift
-        (FIRING) or stop drifting (RESOLVED)."""
-        async for result in stream:
-            drift.resume_alerts()
+    @app.agent(topology.drift_partials, name="agents.drift.merge_all_sources")
+    async def merge_all_sources(stream):
+        """Merge every worker's partial all-sources windows of the model versions this worker owns:
+        one all-sources window, and one alert per metric, per model version for the whole group."""
+        async for record in stream:
             try:
-                model = result["model"]
-                await drift.ensure_profile(model["name"], str(model["version"]))
-                update = drift.monitor.add([result])
+                update = await drift.add_partial(record)
             except Exception:  # one odd record must not stop drift monitoring
-                log.exception("drift: skipped result %s", result.get("event_id"))
+                log.exception("drift: skipped a partial window of %s", record.get("key"))
                 continue
             await drift.publish(update)
-            drift.write_tables()
+            drift.write_current_tables()
 
     @app.timer(interval=1.0, name="agents.drift.close_idle_drift_windows")
     async def close_idle_drift_windows() -> None:
-        """Close the drift windows that reached their age while no result arrived (rows reach the tables
-        with the next result)."""
+        """Close the drift windows that reached their age while no result arrived (their rows reach the
+        drift tables with the next flush of the results agent)."""
         await drift.publish(drift.monitor.tick())

@@ -41,6 +41,8 @@ class EventFeatures:
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     """``obj[name]`` for mappings, ``obj.name`` for records (dataclasses mirroring the schema)."""
+    if type(obj) is dict:  # decoded records: skip the (slow) abstract-class check
+        return obj.get(name, default)
     if isinstance(obj, Mapping):
         return obj.get(name, default)
     return getattr(obj, name, default)

@@ -24,6 +24,7 @@ from typing import Any
 
 from monitoring.alerts import AlertTracker
 from monitoring.drift import DriftSnapshot, DriftThresholds, DriftWindow
+from monitoring.features import EventFeatures, event_features
 from monitoring.profile import ProfileBuilder, ReferenceProfile
 from monitoring.windows import ALL_SOURCES, TumblingWindows, WindowKey
 
@@ -69,20 +70,24 @@ class DriftUpdate:
         snapshots: closed windows, compared with their profiles (``to_dict()`` is a DriftStat).
         alerts: DriftAlert records (FIRING or RESOLVED) the snapshots caused.
         profiles: baselines finished by this call, as ``(window key, profile)``.
+        partials: closed partial all-sources windows (``share_all_sources``): send each to the owner of
+            its model version, which merges them with :meth:`DriftMonitor.add_partial`.
     """
 
     snapshots: list[DriftSnapshot] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[tuple[WindowKey, ReferenceProfile]] = field(default_factory=list)
+    partials: list[DriftWindow] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.snapshots or self.alerts or self.profiles)
+        return bool(self.snapshots or self.alerts or self.profiles or self.partials)
 
     def extend(self, other: DriftUpdate) -> None:
         """Append ``other``'s results to this update."""
         self.snapshots += other.snapshots
         self.alerts += other.alerts
         self.profiles += other.profiles
+        self.partials += other.partials
 
 
 class DriftMonitor:
@@ -98,6 +103,11 @@ class DriftMonitor:
         clock: monotonic clock in seconds (injected for tests).
         per_source: keep per-source windows.
         all_sources: keep per-(model, version, "*") windows.
+        share_all_sources: several workers share the all-sources windows: this monitor's events of
+            (model, version, "*") go to partial windows closed every ``partial_s`` seconds (or at
+            ``window_events``) and returned in :attr:`DriftUpdate.partials`; the owner of the model
+            version feeds every worker's partials to :meth:`add_partial`, which judges them.
+        partial_s: age at which a partial window closes.
 
     Raises:
         ValueError: on a non-positive size or duration.
@@ -123,6 +133,8 @@ class DriftMonitor:
         clock: Callable[[], float] = time.monotonic,
         per_source: bool = True,
         all_sources: bool = True,
+        share_all_sources: bool = False,
+        partial_s: float = 1.0,
     ) -> None:
         if profile_events < 1:
             raise ValueError(f"profile_events must be >= 1, got {profile_events}")
@@ -132,6 +144,11 @@ class DriftMonitor:
             clock=clock,
             per_source=per_source,
             all_sources=all_sources,
+        )
+        self.partials = (
+            TumblingWindows(max_events=window_events, max_age_s=partial_s, clock=clock, per_source=False)
+            if share_all_sources and all_sources
+            else None
         )
         self.tracker = AlertTracker(k_fire=k_fire, k_resolve=k_resolve)
         self.thresholds = thresholds or DriftThresholds()
@@ -165,24 +182,52 @@ class DriftMonitor:
         """Feed EnrichedEvent dicts; return the windows they closed, their alerts and new baselines."""
         update = DriftUpdate()
         for event in events:
-            keys = self.windows.keys_for(event)
-            judged = {key for key in keys if self.profile_for(key) is not None}
-            for key in keys:
-                if key not in judged:
-                    self._collect(key, event, update)
+            features = event_features(event)  # once per event, for all of its windows and baselines
+            judged: list[WindowKey] = []
+            for key in self.windows.keys_for(event):
+                if self.partials is not None and key[2] == ALL_SOURCES:  # judged by the key's owner
+                    update.partials += self.partials.add_features((key,), features)
+                elif self.profile_for(key) is not None:
+                    judged.append(key)
+                else:
+                    self._collect(key, features, update)
             if judged:
-                update.extend(self._close(self.windows.add([event], accept=judged.__contains__)))
+                update.extend(self._close(self.windows.add_features(judged, features)))
         return update
 
     def tick(self) -> DriftUpdate:
         """Close the windows that reached ``window_s`` (call it from a timer)."""
-        return self._close(self.windows.tick())
+        update = self._close(self.windows.tick())
+        if self.partials is not None:
+            update.partials += self.partials.tick()
+        return update
 
-    def _collect(self, key: WindowKey, event: Mapping[str, Any], update: DriftUpdate) -> None:
+    def flush_partials(self) -> list[DriftWindow]:
+        """Close every open partial window (at shutdown or rebalance: send them to their owners)."""
+        return self.partials.flush() if self.partials is not None else []
+
+    def add_partial(self, partial: DriftWindow) -> DriftUpdate:
+        """Merge one worker's partial all-sources window (see ``share_all_sources``) into the key's
+        window, or into its first-events baseline while that is being collected; return what closed."""
+        key = (partial.model_name, partial.model_version, partial.source_id)
+        if self.profile_for(key) is not None:
+            return self._close(self.windows.merge(partial))
+        update = DriftUpdate()
         builder = self._builders.get(key)
         if builder is None:
             builder = self._builders[key] = ProfileBuilder(source="first-events")
-        builder.update([event])
+        builder.add_window(partial)
+        self._finish_baseline(key, builder, update)
+        return update
+
+    def _collect(self, key: WindowKey, features: EventFeatures, update: DriftUpdate) -> None:
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = self._builders[key] = ProfileBuilder(source="first-events")
+        builder.add_features(features)
+        self._finish_baseline(key, builder, update)
+
+    def _finish_baseline(self, key: WindowKey, builder: ProfileBuilder, update: DriftUpdate) -> None:
         if builder.count >= self.profile_events:
             profile = self._baselines[key] = builder.build()
             del self._builders[key]

@@ -10,13 +10,16 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from monitoring.features import IMAGE_STATS, OTHER, event_features
+from monitoring.features import IMAGE_STATS, OTHER, EventFeatures, event_features
 from monitoring.sampling import Reservoir
 from monitoring.stats import Histogram, calibrate_mmd, median_gamma, smoothed_proportions
+
+if TYPE_CHECKING:  # drift.py imports this module
+    from monitoring.drift import DriftWindow
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +192,30 @@ class ProfileBuilder:
     def update(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Add reference events (EnrichedEvent dicts)."""
         for event in events:
-            f = event_features(event)
-            self.count += 1
-            self._labels[f.label] += 1
-            self._confidences.add(f.confidence)
-            self._all_confidences.append(f.confidence)
-            self._entropies.append(f.entropy)
-            for name, value in f.stats.items():
-                self._stats[name].append(value)
-            if f.embedding is not None:
-                self._embeddings.add(f.embedding)
+            self.add_features(event_features(event))
+
+    def add_features(self, f: EventFeatures) -> None:
+        """Add one reference event, given its :func:`~monitoring.features.event_features`."""
+        self.count += 1
+        self._labels[f.label] += 1
+        self._confidences.add(f.confidence)
+        self._all_confidences.append(f.confidence)
+        self._entropies.append(f.entropy)
+        for name, value in f.stats.items():
+            self._stats[name].append(value)
+        if f.embedding is not None:
+            self._embeddings.add(f.embedding)
+
+    def add_window(self, window: DriftWindow) -> None:
+        """Add every event of a (partial) drift window as reference events."""
+        self.count += window.count
+        self._labels.update(window.labels)
+        self._confidences.extend(window.confidences)
+        self._all_confidences += window.confidences
+        self._entropies += window.entropies
+        for name, values in window.stats.items():
+            self._stats[name] += values
+        self._embeddings = self._embeddings.merge(window.embeddings)
 
     def build(self) -> ReferenceProfile:
         """The profile of everything added so far.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from monitoring.drift import DriftWindow
+from monitoring.features import EventFeatures, event_features
 
 #: ``source_id`` of the window over every source of a model version.
 ALL_SOURCES = "*"
@@ -102,22 +103,62 @@ class TumblingWindows:
         closed: list[DriftWindow] = []
         now = self._clock()
         for event in events:
-            for key in self.keys_for(event):
-                if accept is not None and not accept(key):
-                    continue
-                entry = self._open.get(key)
-                if entry is not None and now - entry[0] >= self.max_age_s:
-                    closed.append(self._open.pop(key)[1])
-                    entry = None
-                if entry is None:
-                    window = DriftWindow(
-                        *key, max_embeddings=self.max_embeddings, seed=zlib.crc32("|".join(key).encode())
-                    )
-                    entry = self._open[key] = (now, window)
-                entry[1].update([event])
-                if entry[1].count >= self.max_events:
-                    closed.append(self._open.pop(key)[1])
+            keys = self.keys_for(event)
+            if accept is not None:
+                keys = [key for key in keys if accept(key)]
+            if keys:
+                closed += self.add_features(keys, event_features(event), now)
         return closed
+
+    def add_features(
+        self, keys: Iterable[WindowKey], features: EventFeatures, now: float | None = None
+    ) -> list[DriftWindow]:
+        """Add one event, given its features, to the windows of ``keys``; return the windows closed.
+
+        Args:
+            keys: the event's window keys (see :meth:`keys_for`) that it joins.
+            features: the event's :func:`~monitoring.features.event_features`.
+            now: the clock's time (read when None).
+
+        Returns:
+            The windows closed, in closing order.
+        """
+        closed: list[DriftWindow] = []
+        now = self._clock() if now is None else now
+        for key in keys:
+            window = self._window(key, now, closed)
+            window.add_features(features)
+            if window.count >= self.max_events:
+                closed.append(self._open.pop(key)[1])
+        return closed
+
+    def merge(self, partial: DriftWindow) -> list[DriftWindow]:
+        """Add a partial window (another worker's events of the same key) to its key's open window, as
+        a whole: the window may close with up to one partial more than ``max_events``.
+
+        Returns:
+            The windows closed, in closing order.
+        """
+        closed: list[DriftWindow] = []
+        key = (partial.model_name, partial.model_version, partial.source_id)
+        window = self._window(key, self._clock(), closed)
+        window.merge(partial)
+        if window.count >= self.max_events:
+            closed.append(self._open.pop(key)[1])
+        return closed
+
+    def _window(self, key: WindowKey, now: float, closed: list[DriftWindow]) -> DriftWindow:
+        """The open window of ``key``, opened now if it has none or (closed into ``closed``) too old."""
+        entry = self._open.get(key)
+        if entry is not None and now - entry[0] >= self.max_age_s:
+            closed.append(self._open.pop(key)[1])
+            entry = None
+        if entry is None:
+            window = DriftWindow(
+                *key, max_embeddings=self.max_embeddings, seed=zlib.crc32("|".join(key).encode())
+            )
+            entry = self._open[key] = (now, window)
+        return entry[1]
 
     def tick(self) -> list[DriftWindow]:
         """Close and return every window that reached ``max_age_s``."""

@@ -25,7 +25,7 @@ from streams.topology import Topology, build_topology
 
 #: Modules that declare agents and timers (``agents/``), by worker role, and pages (``streams/web/``).
 VIEWS = ("streams.web.views", "streams.web.api", "streams.web.drift")
-STATS_AGENTS = ("agents.source_stats", "agents.variant_stats", "agents.drift")
+STATS_AGENTS = ("agents.results", "agents.drift")
 AGENTS_BY_ROLE = {
     "all": ("agents.ingest", *STATS_AGENTS),
     "inference": ("agents.ingest",),  # images.raw → results: nothing else on the model's device
@@ -112,6 +112,11 @@ def create_faust_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replicas,
         processing_guarantee=settings.processing_guarantee,
+        # Tables live in memory and are rebuilt from their changelogs. faust-streaming 0.15.3's check that
+        # a partition's last recovered offset is not past the changelog's highwater crashed a stats
+        # worker that kept a partition across a rebalance (10 > 7, faust issue #158) when another stats
+        # worker restarted; it guards on-disk stores against deleted topics, which a memory store has not.
+        recovery_consistency_check=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

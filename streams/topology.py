@@ -5,11 +5,12 @@ images.raw ──► agents.ingest (decode, validate, route, micro-batched infer
                  ├──► images.enriched  (one served result per valid event)
                  ├──► images.shadow    (shadow-variant results)
                  └──► images.dlq       (bad input, with the reason)
-images.enriched ─► agents.source_stats ──► tables source_stats, latest_by_source
-images.dlq ──────► agents.source_stats ──► table source_stats (errors)
-images.enriched + images.shadow ─► agents.variant_stats ──► table variant_stats
-images.enriched + images.shadow ─► agents.drift ──► drift.stats, drift.alerts,
-                                                    tables drift_state, drift_alert_log
+images.enriched + images.shadow ─► agents.results ──► tables source_stats, latest_by_source, variant_stats
+                                       (one agent)  └─► drift windows ──► drift.stats, drift.alerts,
+                                                                          tables drift_state, drift_alert_log
+images.dlq ──────► agents.results ──► table source_stats (errors)
+agents.results ──► drift.partials (each worker's partial all-sources windows, keyed model|version)
+drift.partials ──► agents.drift (the key's owner merges them: one all-sources window per model version)
 tables ─► streams.web (views: /api/sources, /api/models, /api/drift, /api/alerts, the dashboard)
 ```
 Every topic is keyed by source_id, so all of them and every table are co-partitioned: the worker that
@@ -30,7 +31,8 @@ from schemas.codec import AvroCodec, SchemaRegistry, codecs_for, make_registry
 from streams.settings import Settings
 
 #: Every topic: the settings field that names it → the record its values hold (None: ImageEvent bytes,
-#: decoded by the ingest agent itself so that a bad record reaches the DLQ intact).
+#: decoded by the ingest agent itself so that a bad record reaches the DLQ intact; JSON: the project's
+#: own internal records, not part of the Avro contract).
 TOPICS: dict[str, str | None] = {
     "topic_raw": None,  # ImageEvent, Confluent-framed Avro
     "topic_enriched": "EnrichedEvent",
@@ -38,7 +40,9 @@ TOPICS: dict[str, str | None] = {
     "topic_dlq": "DeadLetter",
     "topic_drift_stats": "DriftStat",
     "topic_drift_alerts": "DriftAlert",
+    "topic_drift_partials": "JSON",  # DriftWindow.to_partial() records
 }
+JSON = "JSON"
 
 #: Every table: name → (help, global). Values are plain JSON dicts (``value_type=None``): Faust treats any
 #: value_type as a model class and, with dict, changelog recovery fails ("dict has no attribute
@@ -74,8 +78,10 @@ def topic_names(settings: Settings) -> tuple[str, ...]:
     """The names of every topic under ``settings``, in :data:`TOPICS` order.
 
     Example:
-        >>> topic_names(Settings())
-        ('images.raw', 'images.enriched', 'images.shadow', 'images.dlq', 'drift.stats', 'drift.alerts')
+        >>> topic_names(Settings())[:4]
+        ('images.raw', 'images.enriched', 'images.shadow', 'images.dlq')
+        >>> topic_names(Settings())[4:]
+        ('drift.stats', 'drift.alerts', 'drift.partials')
     """
     return tuple(getattr(settings, field) for field in TOPICS)
 
@@ -110,6 +116,7 @@ class Topology:
     dead_letters: Any
     drift_stats: Any
     drift_alerts: Any
+    drift_partials: Any
     all_results: Any  # served and shadow results in one stream (co-partitioned: both keyed by source_id)
     # --- tables (None on an inference worker: the stats workers keep them) ---
     source_stats: Any
@@ -120,7 +127,7 @@ class Topology:
 
     @property
     def topics(self) -> tuple[Any, ...]:
-        """The six topics, in :data:`TOPICS` order."""
+        """Every topic, in :data:`TOPICS` order."""
         return (
             self.raw_images,
             self.enriched,
@@ -128,6 +135,7 @@ class Topology:
             self.dead_letters,
             self.drift_stats,
             self.drift_alerts,
+            self.drift_partials,
         )
 
 
@@ -138,7 +146,7 @@ def build_topology(app: Any, settings: Settings) -> Topology:
     partitions = settings.topic_partitions
 
     def topic(*names: str, schema: str | None) -> Any:
-        serializer = codecs[schema] if schema else "raw"
+        serializer = "raw" if schema is None else "json" if schema == JSON else codecs[schema]
         return app.topic(
             *names, key_type=str, key_serializer="raw", value_serializer=serializer, partitions=partitions
         )
@@ -164,6 +172,7 @@ def build_topology(app: Any, settings: Settings) -> Topology:
         dead_letters=topics["topic_dlq"],
         drift_stats=topics["topic_drift_stats"],
         drift_alerts=topics["topic_drift_alerts"],
+        drift_partials=topics["topic_drift_partials"],
         all_results=topic(settings.topic_enriched, settings.topic_shadow, schema="EnrichedEvent"),
         **tables,
     )

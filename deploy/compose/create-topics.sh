@@ -21,6 +21,7 @@ topics=(
   "${STREAMVISION_TOPIC_DLQ:-images.dlq}"
   "${STREAMVISION_TOPIC_DRIFT_STATS:-drift.stats}"
   "${STREAMVISION_TOPIC_DRIFT_ALERTS:-drift.alerts}"
+  "${STREAMVISION_TOPIC_DRIFT_PARTIALS:-drift.partials}"
 )
 
 for topic in "${topics[@]}"; do

@@ -157,6 +157,23 @@ class RedisStore:
     async def get_upload_image(self, event_id: str) -> bytes | None:
         return await self._call("get", UPLOAD_PREFIX + event_id)
 
+    # --- small shared hashes (the worker directory) ------------------------------------------------
+    async def hash_items(self, key: str) -> dict[str, bytes] | None:
+        """Every field of the hash ``key`` (None when Redis is unreachable)."""
+        items = await self._call("hgetall", key)
+        return None if items is None else {k.decode(): v for k, v in items.items()}
+
+    async def hash_put(self, key: str, field: str, value: str | None, remove: Sequence[str] = ()) -> None:
+        """Set (or, with None, delete) one field of the hash ``key``, deleting the ``remove`` fields too."""
+        pipe = self._redis.pipeline(transaction=False)
+        if value is None:
+            pipe.hdel(key, field)
+        else:
+            pipe.hset(key, field, value)
+        if remove:
+            pipe.hdel(key, *remove)
+        await self._call_pipeline(pipe)
+
     # --- inference cache ---------------------------------------------------------------------------
     async def cached_output(self, model: str, version: str, content_hash: str) -> dict[str, Any] | None:
         raw = await self._call("get", self._cache_key(model, version, content_hash))

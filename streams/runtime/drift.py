@@ -4,8 +4,9 @@
   worker's registry service), and ``first-events`` baselines stored back when the version has none;
 - outputs of a closed window: DriftStat on ``drift.stats``, DriftAlert on ``drift.alerts``, the
   Prometheus gauges, the live stream, the optional webhook;
-- table rows (``drift_state``, ``drift_alert_log``): written only from inside stream iteration (Faust
-  needs the current event), so rows of windows closed by the idle timer wait for the next event;
+- table rows (``drift_state``, ``drift_alert_log``): written with an event of the results stream as
+  Faust's current event, when the stats agent flushes its tables, so rows of windows closed by the
+  idle timer wait for the next flush after a result;
 - the pure helpers of those outputs: record keys (:func:`state_key`), rows (:func:`state_row`) and the
   Prometheus gauges (:func:`update_gauges`).
 
@@ -19,10 +20,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from monitoring.drift import DriftSnapshot
+from monitoring.drift import DriftSnapshot, DriftWindow
 from monitoring.monitor import DriftMonitor, DriftUpdate, parse_thresholds
 from monitoring.profile import ReferenceProfile
 from monitoring.windows import ALL_SOURCES
@@ -31,6 +32,7 @@ from streams.io.kafka import send_acknowledged
 from streams.io.webhook import AlertWebhook
 from streams.runtime.live import LiveHub
 from streams.settings import Settings
+from streams.tables.cache import faust_event
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,10 @@ class DriftRuntime:
             k_fire=settings.drift_alert_windows,
             k_resolve=settings.drift_alert_windows,
             thresholds=parse_thresholds(settings.drift_thresholds, settings.drift_min_events),
+            # One all-sources window per model version for the whole group: every worker sends its
+            # share through drift.partials to the worker that owns the version's key (agents.drift).
+            share_all_sources=True,
+            partial_s=settings.drift_partial_s,
         )
         url = settings.drift_webhook_url
         self.webhook = AlertWebhook(url) if url else None
@@ -111,6 +117,36 @@ class DriftRuntime:
         self._alerts: list[dict[str, Any]] = []  # drift_alert_log records not written yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._resumed = False
+
+    # --- results ------------------------------------------------------------------------------------
+    async def add(self, results: Iterable[dict[str, Any]]) -> DriftUpdate:
+        """Feed served and shadow results to the monitor, looking each new model version's profile up
+        first; return the windows they closed. A result that cannot be read is logged and skipped: one
+        odd record must not stop drift monitoring."""
+        self.resume_alerts()
+        update = DriftUpdate()
+        monitor = self.monitor
+        for result in results:
+            try:
+                model = result["model"]
+                name, version = model["name"], str(model["version"])
+                if monitor.needs_profile(name, version):
+                    await self.ensure_profile(name, version)
+                found = monitor.add((result,))
+            except Exception:
+                log.exception("drift: skipped result %s", result.get("event_id"))
+                continue
+            if found:
+                update.extend(found)
+        return update
+
+    async def add_partial(self, record: dict[str, Any]) -> DriftUpdate:
+        """Merge one worker's partial all-sources window (a drift.partials record) into this owner's
+        window of its model version; return the windows it closed."""
+        self.resume_alerts()
+        partial = DriftWindow.from_partial(record)
+        await self.ensure_profile(partial.model_name, partial.model_version)
+        return self.monitor.add_partial(partial)
 
     # --- profiles -----------------------------------------------------------------------------------
     async def ensure_profile(self, model: str, version: str) -> None:
@@ -156,7 +192,11 @@ class DriftRuntime:
 
     # --- outputs ------------------------------------------------------------------------------------
     async def publish(self, update: DriftUpdate) -> None:
-        """Send a window's DriftStat and DriftAlert records, set the gauges, notify; queue table rows."""
+        """Send a window's DriftStat and DriftAlert records, set the gauges, notify; queue table rows;
+        send partial all-sources windows to their owners."""
+        for partial in update.partials:
+            key = f"{partial.model_name}|{partial.model_version}"
+            await send_acknowledged(self.topology.drift_partials, key, partial.to_partial())
         for key, profile in update.profiles:
             log.info("drift baseline of %s ready (%d first events)", state_key(*key), profile.count)
             if key[2] == ALL_SOURCES and self.monitor.profile_for(key) is profile:
@@ -178,10 +218,22 @@ class DriftRuntime:
             self._alerts.append(alert)
         update_gauges(update)
 
-    def write_tables(self) -> None:
-        """Write the queued rows to the drift tables (call from inside stream iteration only)."""
+    def write_tables(self, event: Any) -> None:
+        """Write the queued rows to the drift tables (a key's latest row only), with ``event``, one of
+        the results stream's, as Faust's current event."""
+        if self._rows or self._alerts:
+            with faust_event(event):
+                self._write_tables()
+
+    def write_current_tables(self) -> None:
+        """Write the queued rows to the drift tables (from inside stream iteration: Faust knows the
+        current event)."""
+        if self._rows or self._alerts:
+            self._write_tables()
+
+    def _write_tables(self) -> None:
         state, alert_log = self.topology.drift_state, self.topology.drift_alert_log
-        for key, row in self._rows:
+        for key, row in dict(self._rows).items():
             state[key] = row
         for alert in self._alerts:
             alert_log[alert["alert_id"]] = alert

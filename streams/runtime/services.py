@@ -27,6 +27,7 @@ from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
 from streams.runtime.models import ModelRegistryService
+from streams.runtime.peers import FanOut, PeerDirectory
 from streams.settings import Settings
 from streams.topology import Topology
 
@@ -147,6 +148,8 @@ class WorkerRuntime(Service):
         self.live = LiveHub()
         self.drift = DriftRuntime(settings, topology, self.live, registry=self._registry)
         self.pipeline_created = asyncio.Event()
+        self.peers: PeerDirectory | None = None
+        self.fan_out: FanOut | None = None
 
     def _registry(self) -> Any:
         return self.models.registry if self.models is not None else None
@@ -160,7 +163,12 @@ class WorkerRuntime(Service):
             )
             await self.store.ping()
         else:
-            log.warning("no Redis configured: claim-check, upload results and the cache are off")
+            log.warning(
+                "no Redis configured: claim-check, upload results, the cache and the worker directory "
+                "are off (views answer for this worker only)"
+            )
+        self.peers = PeerDirectory(settings, self.store, owned=self.owned_partitions)
+        self.fan_out = FanOut(self.peers)
         serve = settings.role != "stats"  # stats workers run no model: they only follow the registry
         self.models = ModelRegistryService(
             settings, on_results=self._on_results, serve=serve, loop=self.loop, beacon=self.beacon
@@ -193,7 +201,24 @@ class WorkerRuntime(Service):
         await self.models.first_load.wait()
         return self.pipeline
 
+    def owned_partitions(self) -> list[int]:
+        """The result partitions whose table rows this worker holds (its active assignment)."""
+        topic = self.settings.topic_enriched
+        return [tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic]
+
+    @Service.task
+    async def _announce(self) -> None:
+        """Keep this worker in the group's directory (see :mod:`streams.runtime.peers`)."""
+        while not self.should_stop:
+            if self.peers is not None:
+                await self.peers.announce()
+            await self.sleep(self.settings.peer_announce_s)
+
     async def on_stop(self) -> None:
+        if self.peers is not None:
+            await self.peers.withdraw()
+        if self.fan_out is not None:
+            await self.fan_out.close()
         if self.pipeline is not None:
             drained = await self.pipeline.drain(timeout=10)
             if not drained:

@@ -110,9 +110,10 @@ async def test_valid_events_are_served_once_and_bad_ones_dead_lettered(settings_
         exposition = response.read().decode()
     counters = _samples(exposition)
     assert counters['streamvision_events_out_total{topic="' + settings.topic_enriched + '"}'] == len(valid)
-    assert sum(v for k, v in counters.items() if k.startswith("streamvision_events_failed_total")) == len(
-        bad
-    ) + 2
+    assert (
+        sum(v for k, v in counters.items() if k.startswith("streamvision_events_failed_total"))
+        == len(bad) + 2
+    )
     assert worker.process.poll() is None  # bad input never takes the worker down
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from monitoring.drift import DriftThresholds
+from monitoring.drift import DriftThresholds, DriftWindow
 from monitoring.monitor import DriftMonitor, DriftUpdate, parse_thresholds
 from monitoring.profile import ReferenceProfile
 from schemas.serde import encode
@@ -173,3 +175,79 @@ def test_a_fixed_camera_baseline_ignores_float_noise_but_sees_a_darkening() -> N
     assert len(clean.snapshots) == 5 and not any(s.drifted for s in clean.snapshots), clean.snapshots
     dark = monitor.add([event(i, 0.12, 3e-7) for i in range(240, 240 + 2 * 40)])
     assert [(a["metric"], a["state"]) for a in dark.alerts] == [("brightness_psi", "FIRING")]
+
+
+def test_workers_share_one_all_sources_window_through_partials(stream_factory) -> None:
+    """Three workers, each with its own cameras, send their all-sources partials (as JSON records) to
+    the owner of the model version: one all-sources baseline and window for the group, one alert."""
+    clock = FakeClock()
+    workers = [
+        DriftMonitor(
+            window_events=WINDOW,
+            window_s=1e9,
+            profile_events=600,
+            k_fire=2,
+            k_resolve=2,
+            clock=clock,
+            share_all_sources=True,
+            partial_s=0.5,
+        )
+        for _ in range(3)
+    ]
+    owner = workers[1]
+    streams = [stream_factory(seed=60 + i, source_ids=(f"cam-{i}",)) for i in range(3)]
+    for worker in workers:
+        worker.set_profile("clf", "1", None)
+
+    def run(n: int) -> DriftUpdate:
+        total = DriftUpdate()
+        for _ in range(0, n, BATCH):
+            for worker, stream in zip(workers, streams, strict=True):
+                update = worker.add(stream.take(BATCH))
+                clock.advance(BATCH / 48)
+                update.extend(worker.tick())
+                for partial in update.partials:  # through drift.partials: JSON on the way
+                    total.extend(
+                        owner.add_partial(
+                            DriftWindow.from_partial(json.loads(json.dumps(partial.to_partial())))
+                        )
+                    )
+                update.partials = []
+                total.extend(update)
+        return total
+
+    baseline = run(600)
+    assert sorted(key for key, _ in baseline.profiles) == [
+        ("clf", "1", "*"),
+        ("clf", "1", "cam-0"),
+        ("clf", "1", "cam-1"),
+        ("clf", "1", "cam-2"),
+    ]
+    clean = run(6 * WINDOW)
+    assert clean.alerts == []
+    all_sources = [s for s in clean.snapshots if s.source_id == "*"]
+    assert all_sources and all(s.count >= WINDOW for s in all_sources)  # every worker's events, merged
+    for stream in streams:
+        stream.scenario = replace(STATIONARY, exposure=0.5)
+    dark = run(3 * WINDOW)
+    assert sorted(brightness_alerts(dark)) == [
+        ("*", "FIRING"),
+        ("cam-0", "FIRING"),
+        ("cam-1", "FIRING"),
+        ("cam-2", "FIRING"),
+    ]
+
+
+def test_a_partial_window_round_trips_through_json(stream_factory) -> None:
+    window = DriftWindow("clf", "1", "*", max_embeddings=8)
+    window.update(stream_factory(seed=3).take(20))
+    back = DriftWindow.from_partial(json.loads(json.dumps(window.to_partial())))
+    assert (back.count, back.labels, back.window_start, back.window_end) == (
+        window.count,
+        window.labels,
+        window.window_start,
+        window.window_end,
+    )
+    assert back.confidences == window.confidences and back.stats == window.stats
+    assert back.embeddings.seen == 20 and len(back.embeddings.items) == 8
+    assert np.allclose(back.embeddings.items, window.embeddings.items, atol=1e-6)  # float32 on the wire

@@ -60,7 +60,7 @@ def test_faust_finds_the_app_built_on_first_access_from_the_environment(monkeypa
         app = find_app("streams.app")
         assert app.conf.id == "lazy-app"
         assert module.app is app  # built once
-        assert set(app.agents) >= {"agents.ingest.ingest", "agents.drift.track_drift"}
+        assert set(app.agents) >= {"agents.ingest.ingest", "agents.results.track_results"}
     finally:
         vars(module).pop("app", None)
 
@@ -70,5 +70,5 @@ def test_a_role_chooses_the_agents(tmp_path) -> None:
 
     stats = build_app(Settings(data_dir=tmp_path, role="stats")).app
     inference = build_app(Settings(data_dir=tmp_path, role="inference")).app
-    assert "agents.ingest.ingest" not in stats.agents and "agents.drift.track_drift" in stats.agents
+    assert "agents.ingest.ingest" not in stats.agents and "agents.results.track_results" in stats.agents
     assert set(inference.agents) == {"agents.ingest.ingest"}

@@ -28,6 +28,7 @@ def test_partition_counts_and_unique_names() -> None:
         "dlq-t1",
         "drift_stats-t1",
         "drift_alerts-t1",
+        "drift_partials-t1",
     )
 
 
