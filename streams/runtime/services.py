@@ -27,6 +27,7 @@ from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
 from streams.runtime.models import ModelRegistryService
+from streams.security.guard import Guard
 from streams.settings import Settings
 from streams.topology import Topology
 
@@ -147,12 +148,14 @@ class WorkerRuntime(Service):
         self.live = LiveHub()
         self.drift = DriftRuntime(settings, topology, self.live, registry=self._registry)
         self.pipeline_created = asyncio.Event()
+        self.guard = Guard(settings)  # the web server's credentials and quotas (streams.web.security)
 
     def _registry(self) -> Any:
         return self.models.registry if self.models is not None else None
 
     async def on_start(self) -> None:
         settings = self.settings
+        (log.warning if self.guard.exposed() else log.info)("%s", self.guard.describe())
         if settings.redis_url:
             registry_id = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
             self.store = RedisStore(
@@ -203,6 +206,7 @@ class WorkerRuntime(Service):
             self.pipeline.close()
         if self.store is not None:
             await self.store.close()
+        await self.guard.close()
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

@@ -8,7 +8,6 @@ when it is served, where ``GET /api/results/{event_id}`` finds it.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from pathlib import Path
@@ -22,7 +21,6 @@ from inference.decode import decode_image
 from schemas.codec import encode
 from streams.io.publisher import claim_check, image_event
 from streams.runtime.services import WorkerRuntime
-from streams.settings import Settings
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -37,13 +35,6 @@ STATIC_TYPES = {
 
 def _error(view: web.View, status: int, message: str) -> web.Response:
     return view.json({"error": message}, status=status)
-
-
-def _authorized(request: web.Request, settings: Settings) -> bool:
-    if settings.api_token is None:
-        return True
-    expected = f"Bearer {settings.api_token.get_secret_value()}"
-    return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
 
 
 async def _read_upload(request: Any, limit: int) -> tuple[bytes, str | None, dict[str, str]]:
@@ -109,8 +100,6 @@ def _upload_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
         """Upload an image (multipart field ``image`` or a raw image body) → 202 ``{"event_id"}``."""
 
         async def post(self, request: web.Request) -> web.Response:
-            if not _authorized(request, settings):
-                return _error(self, 401, "missing or wrong bearer token")
             store = runtime.store
             try:
                 data, content_type, fields = await _read_upload(request, settings.max_image_bytes)
@@ -142,6 +131,7 @@ def _upload_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
             if store is not None:
                 await store.mark_pending(event["event_id"])
                 await store.put_upload_image(event["event_id"], data)
+            await runtime.guard.record_owner(event["event_id"], request.get("principal"))
             value = encode("ImageEvent", event, topology.schema_registry)
             delivery = await topology.raw_images.send(key=event["source_id"], value=value, force=True)
             await delivery
