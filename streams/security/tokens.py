@@ -2,8 +2,8 @@
 issuer, audience, expiry, and the scopes StreamVision knows.
 
 Example:
-    >>> scopes_of({"scope": "openid sv:read sv:upload other"}, "scope", "sv:")
-    frozenset({'read', 'upload'})
+    >>> sorted(scopes_of({"scope": "openid sv:read sv:upload other"}, "scope", "sv:"))
+    ['read', 'upload']
     >>> sorted(scopes_of({"scp": ["read", "admin"]}, "scp", ""))
     ['admin', 'read']
 """
