@@ -22,6 +22,7 @@ from schemas.codec import encode
 from streams.io.publisher import claim_check, image_event
 from streams.runtime.services import WorkerRuntime
 from streams.topology import Topology
+from streams.web.security import PRINCIPAL
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -131,7 +132,7 @@ def _upload_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
             if store is not None:
                 await store.mark_pending(event["event_id"])
                 await store.put_upload_image(event["event_id"], data)
-            await runtime.guard.record_owner(event["event_id"], request.get("principal"))
+            await runtime.guard.record_owner(event["event_id"], request.get(PRINCIPAL))
             value = encode("ImageEvent", event, topology.schema_registry)
             delivery = await topology.raw_images.send(key=event["source_id"], value=value, force=True)
             await delivery

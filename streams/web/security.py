@@ -41,6 +41,8 @@ SECURITY_HEADERS = {
 }
 CORS_METHODS = "GET, POST, DELETE"
 CORS_HEADERS = "Authorization, Content-Type"
+#: The identity a request acts as (None: no credential, or auth off without the static token).
+PRINCIPAL = aioweb.RequestKey("principal", Principal | None)
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
 
@@ -101,7 +103,7 @@ def guard_middleware(guard: Guard) -> Any:
         if refusal is not None:
             return refuse(refusal)
         principal = who if isinstance(who, Principal) else None
-        request["principal"] = principal
+        request[PRINCIPAL] = principal
         if access is Access.UPLOAD:
             wait = await guard.upload_retry_after(principal, request.remote or "unknown")
             if wait is not None:
@@ -167,10 +169,10 @@ def _session_pages(app: Any, guard: Guard) -> None:
         """The dashboard's sign-in: ``GET`` who am I, ``POST`` (bearer) sign in, ``DELETE`` sign out."""
 
         async def get(self, request: web.Request) -> web.Response:
-            return self.json({"auth": guard.enforcing, "principal": _public(request.get("principal"))})
+            return self.json({"auth": guard.enforcing, "principal": _public(request.get(PRINCIPAL))})
 
         async def post(self, request: web.Request) -> web.Response:
-            principal = request.get("principal")
+            principal = request.get(PRINCIPAL)
             response = self.json({"auth": guard.enforcing, "principal": _public(principal)})
             credential = credential_of(request)
             if guard.enforcing and credential:
