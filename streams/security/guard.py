@@ -131,6 +131,14 @@ class Guard:
                 return None
         return Refusal(403, f"this credential lacks the {needed!r} scope", "forbidden")
 
+    async def still_allowed(self, credential: str | None, access: Access) -> bool:
+        """Whether a long-lived request (the event stream) may go on: False once its credential is
+        refused (401, 403); True while auth is off or Redis cannot say."""
+        if not self.enforcing:
+            return True
+        refusal = await self.authorize(access, await self.authenticate(credential))
+        return refusal is None or refusal.status not in (401, 403)
+
     def legacy(self, credential: str | None, mutating: bool) -> Principal | Refusal | None:
         """Auth off: the static ``api_token``, when set, guards mutating endpoints (as before auth)."""
         token = self.settings.api_token

@@ -21,11 +21,13 @@ from inference.decode import decode_image
 from schemas.codec import encode
 from streams.io.publisher import claim_check, image_event
 from streams.runtime.services import WorkerRuntime
+from streams.security.policy import Access
 from streams.topology import Topology
-from streams.web.security import PRINCIPAL
+from streams.web.security import PRINCIPAL, credential_of
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
+KEEPALIVE_S = 15.0  # the event stream's keep-alive; its credential is checked again then
 STATIC_TYPES = {
     ".html": "text/html",
     ".js": "application/javascript",
@@ -170,21 +172,28 @@ def _result_pages(app: Any, runtime: WorkerRuntime) -> None:
 def _live_pages(app: Any, runtime: WorkerRuntime) -> None:
     @app.page("/api/stream")
     class StreamView(web.View):
-        """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen."""
+        """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen.
+
+        With auth on, the credential is checked again at every keep-alive: the stream of a revoked or
+        expired credential ends within ``KEEPALIVE_S`` plus ``api_key_cache_s``.
+        """
 
         async def get(self, request: web.Request) -> Any:
             response = aioweb.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )
             await response.prepare(request)
+            credential = credential_of(request)
             with runtime.live.subscribe() as queue:
                 try:
                     await response.write(b": connected\n\n")
                     while True:
                         try:
-                            kind, payload = await asyncio.wait_for(queue.get(), timeout=15)
+                            kind, payload = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
                             await response.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
                         except TimeoutError:
+                            if not await runtime.guard.still_allowed(credential, Access.READ):
+                                break  # a revoked or expired credential ends its open stream too
                             await response.write(b": keep-alive\n\n")
                 except (ConnectionResetError, asyncio.CancelledError):
                     pass

@@ -27,6 +27,7 @@ from streams.security.guard import Guard
 from streams.security.keys import ApiKeyStore, hash_token
 from streams.security.ratelimit import RateLimiter
 from streams.settings import Settings
+from streams.web.api import KEEPALIVE_S
 from streams.web.security import install
 
 pytestmark = pytest.mark.integration
@@ -285,11 +286,18 @@ async def test_a_worker_with_auth_on(settings_factory, worker_factory) -> None:
             # --- a revoked key stops working within api_key_cache_s -----------------------------------
             async with http.get(f"{url}/api/sources", headers=read) as r:
                 assert r.status == 200  # looked up and cached
+            stream = await http.get(f"{url}/api/stream", headers=read)  # an open stream of the key
+            assert stream.status == 200
             keys_cli(settings, "revoke", "reader")
             revoked_at = time.monotonic()
             while (status := await call(http, "GET", f"{url}/api/sources", keys["reader"])) != 401:
                 assert time.monotonic() - revoked_at < KEY_CACHE_S + 3, "revoked key still accepted"
                 await asyncio.sleep(0.2)
+            # The open stream ends at its next keep-alive (15 s) once the cache has let the key go.
+            async with asyncio.timeout(KEEPALIVE_S + KEY_CACHE_S + 5):
+                while not stream.content.at_eof():
+                    await stream.content.readany()
+            stream.release()
             assert "ops" in keys_cli(settings, "list") and "reader" not in keys_cli(settings, "list")
 
             # --- no secret in any /api/* answer or in the worker's log ---------------------------------
