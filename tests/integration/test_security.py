@@ -381,3 +381,20 @@ async def test_keys_are_stored_hashed_and_quotas_are_shared(redis_url: str) -> N
         assert await second.retry_after("id:key:y", 4) is None  # another client is not affected
     finally:
         await client.aclose()
+
+
+async def test_auth_off_limits_anonymous_uploads_per_ip(settings_factory) -> None:
+    """Auth off (the default): no credential needed, but anonymous uploads share a quota per client IP,
+    the static token still guards POST, and the security headers are there."""
+    settings = settings_factory(upload_rate_limit_anonymous=2, upload_rate_window_s=600)
+    async with OtherServer(settings) as url, aiohttp.ClientSession() as http:
+        statuses = [await call(http, "POST", f"{url}/api/images", None) for _ in range(3)]
+        assert statuses == [202, 202, 429]
+        async with http.post(f"{url}/api/images") as response:
+            assert response.status == 429 and int(response.headers["Retry-After"]) > 200
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+    guarded = settings.copy(api_token=STATIC_TOKEN)
+    async with OtherServer(guarded) as url, aiohttp.ClientSession() as http:
+        assert await call(http, "POST", f"{url}/api/images", None) == 401
+        assert await call(http, "POST", f"{url}/api/images", "wrong") == 401
+        assert await call(http, "POST", f"{url}/api/images", STATIC_TOKEN) == 202
