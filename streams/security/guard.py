@@ -13,10 +13,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from streams import metrics
+from streams.io.store import redis_client
 from streams.security.keys import ApiKeyStore, hash_token, parse_key_id
 from streams.security.policy import Access, Principal, scope_needed
 from streams.security.ratelimit import RateLimiter
@@ -45,7 +45,7 @@ class Guard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.enforcing = settings.auth_enabled
-        self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2.0) if settings.redis_url else None
+        self.redis = redis_client(settings.redis_url) if settings.redis_url else None
         namespace = settings.app_id
         self.keys = ApiKeyStore(self.redis, namespace) if self.redis is not None else None
         self.limiter = (

@@ -398,3 +398,18 @@ async def test_auth_off_limits_anonymous_uploads_per_ip(settings_factory) -> Non
         assert await call(http, "POST", f"{url}/api/images", None) == 401
         assert await call(http, "POST", f"{url}/api/images", "wrong") == 401
         assert await call(http, "POST", f"{url}/api/images", STATIC_TOKEN) == 202
+
+
+async def test_redis_down_refuses_keys_with_503_and_does_not_block_uploads(settings_factory) -> None:
+    """Nothing listens at the Redis URL: an API key cannot be checked (503, not 401: the key may be
+    good), the static token still works, and quotas are skipped rather than failing uploads."""
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    settings = settings_factory(redis_url=down, auth_enabled=True, api_token=STATIC_TOKEN)
+    async with OtherServer(settings) as url, aiohttp.ClientSession() as http:
+        started = time.monotonic()
+        assert await call(http, "POST", f"{url}/api/images", "sv_0123456789ab_" + "A" * 43) == 503
+        assert await call(http, "POST", f"{url}/api/images", STATIC_TOKEN) == 202
+        assert time.monotonic() - started < 10
+    anonymous = settings.copy(auth_enabled=False, api_token=None)
+    async with OtherServer(anonymous) as url, aiohttp.ClientSession() as http:
+        assert await call(http, "POST", f"{url}/api/images", None) == 202
