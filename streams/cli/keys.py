@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import sys
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from streams.io.store import redis_client
 from streams.security.keys import ApiKeyError, ApiKeyStore
 from streams.settings import Settings
 
@@ -47,7 +47,7 @@ def run_keys_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    redis = aioredis.from_url(settings.redis_url, socket_timeout=5.0)
+    redis = redis_client(settings.redis_url)
     store = ApiKeyStore(redis, settings.app_id)
     try:
         if args.action == "create":
