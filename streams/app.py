@@ -24,7 +24,7 @@ from streams.settings import Settings
 from streams.topology import Topology, build_topology
 
 #: Modules that declare agents and timers (``agents/``), by worker role, and pages (``streams/web/``).
-VIEWS = ("streams.web.views", "streams.web.api", "streams.web.drift")
+VIEWS = ("streams.web.security", "streams.web.views", "streams.web.api", "streams.web.drift")
 STATS_AGENTS = ("agents.results", "agents.drift")
 AGENTS_BY_ROLE = {
     "all": ("agents.ingest", *STATS_AGENTS),

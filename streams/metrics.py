@@ -104,6 +104,21 @@ STAGE_CPU_SECONDS = Counter(
     registry=REGISTRY,
 )
 
+# API security (streams.security).
+AUTH_REFUSED = Counter(
+    "streamvision_auth_refused",
+    "Requests refused by authentication or authorization, by reason "
+    "(missing, invalid, expired, forbidden, unavailable).",
+    ["reason"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "streamvision_rate_limited",
+    "Uploads refused with 429 by the upload rate limit, by client kind (credential, anonymous).",
+    ["client"],
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     """The Prometheus text exposition of every metric above."""

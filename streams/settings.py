@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "STREAMVISION_"
@@ -168,9 +168,54 @@ class Settings(BaseSettings):
     )
     drift_webhook_url: str | None = Field(None, description="POST every DriftAlert here as JSON (retried).")
     # --- end of drift monitoring -------------------------------------------------------------------
-    api_token: SecretStr | None = Field(None, description="Bearer token required by mutating endpoints.")
+    # --- API security (issue 17; README "Security") -------------------------------------------------
+    api_token: SecretStr | None = Field(
+        None,
+        description="Static bearer token. Auth off: required by POST endpoints; auth on: one credential "
+        "among others, with api_token_scopes.",
+    )
+    auth_enabled: bool = Field(
+        False,
+        description="Require credentials (API key, JWT or the static token) on every endpoint but "
+        "/health, /ready and the dashboard's page shell. Off: everything is open (the demo, 127.0.0.1).",
+    )
+    api_token_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("upload", "read"), description="Scopes of the static api_token when auth is on."
+    )
+    api_key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a worker trusts an API key it looked up: a revoked key stops "
+        "working within this.",
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWKS URL of the OIDC provider verifying JWTs.")
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key (or a path to one) verifying JWTs, instead of a JWKS URL."
+    )
+    jwt_issuer: str | None = Field(None, description="Required 'iss' of JWTs (required with JWTs on).")
+    jwt_audience: str | None = Field(None, description="Required 'aud' of JWTs (required with JWTs on).")
+    jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("RS256", "ES256"), description="Accepted JWT signature algorithms."
+    )
+    jwt_scope_claim: str = Field("scope", description="JWT claim with the scopes (space-separated or list).")
+    jwt_scope_prefix: str = Field("", description="Prefix of StreamVision's scopes in JWTs, e.g. 'sv:'.")
+    jwt_leeway_s: float = Field(30.0, ge=0, description="Clock skew allowed on exp/nbf/iat.")
+    metrics_access: Literal["open", "read", "admin"] = Field(
+        "read", description="Who may read /metrics when auth is on."
+    )
+    upload_rate_limit: int = Field(
+        600, ge=0, description="Uploads per upload_rate_window_s per credential (0: no limit)."
+    )
+    upload_rate_limit_anonymous: int = Field(
+        60, ge=0, description="Uploads per upload_rate_window_s per client IP without credentials (0: none)."
+    )
+    upload_rate_window_s: float = Field(60.0, gt=0, description="Window of the upload rate limits.")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Origins allowed to call the API from a browser (CORS; empty: none, '*': any)."
+    )
+    # --- end of API security -----------------------------------------------------------------------
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "api_token_scopes", "jwt_algorithms", "cors_origins", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -190,6 +235,16 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("must be >= 1")
         return value
+
+    @model_validator(mode="after")
+    def _jwt_needs_issuer_and_audience(self) -> Settings:
+        if (self.jwt_jwks_url or self.jwt_public_key) and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError("JWT verification needs jwt_issuer and jwt_audience")
+        return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return bool(self.jwt_jwks_url or self.jwt_public_key)
 
     # ----------------------------------------------------------------------------------------------
     def copy(self, **changes: Any) -> Settings:  # type: ignore[override]

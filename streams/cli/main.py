@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from streams.cli.keys import add_arguments as add_keys_arguments
 from streams.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger("streamvision")
@@ -117,6 +118,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     return run_models_command(settings_from(args), args)
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from streams.cli.keys import run_keys_command
+
+    return run_keys_command(settings_from(args), args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.run import run_bench
 
@@ -163,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default=None, help="Ground-truth label carried with every frame.")
     p = command("models", "MLflow registry: register, list, promote, route, rollback.", cmd_models)
     p.add_argument("models_args", nargs=argparse.REMAINDER, help="Run `streamvision models -- --help`.")
+    p = command("keys", "API keys in Redis: create NAME --scopes ..., list, revoke NAME.", cmd_keys)
+    add_keys_arguments(p)
     p = command("bench", "Benchmark: model ceiling, pipeline and naive throughput, latency.", cmd_bench)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="Run `streamvision bench -- --help`.")
     return parser

@@ -150,9 +150,10 @@ async def _demo(settings: Settings, worker: WorkerProcess, fps: float, drift_aft
     try:
         await worker.wait_ready_async(WORKER_START_TIMEOUT_S)
         print(
-            f"\nStreamVision is running. Dashboard: {url}/   API: {url}/api/sources   Ctrl-C stops.\n",
+            f"\nStreamVision is running. Dashboard: {url}/   API: {url}/api/sources   Ctrl-C stops.",
             flush=True,
         )
+        print(access_line(settings) + "\n", flush=True)
         tasks.append(asyncio.create_task(feed_cameras(settings, fps, drift_after_s)))
         while worker.process.poll() is None:
             await asyncio.sleep(1.0)
@@ -161,6 +162,21 @@ async def _demo(settings: Settings, worker: WorkerProcess, fps: float, drift_aft
         for task in tasks:  # let the feeder and the printer close their Kafka clients
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def access_line(settings: Settings) -> str:
+    """Who can reach the demo's web server (auth is off by default: say so).
+
+    Example:
+        >>> access_line(Settings())
+        'Auth is OFF: anyone who reaches 127.0.0.1:6066 can use the API and dashboard ...'
+    """
+    if settings.auth_enabled:
+        return "Auth is ON: the API and dashboard need an API key or token (README, Security)."
+    return (
+        f"Auth is OFF: anyone who reaches {settings.web_host}:{settings.web_port} can use the API and "
+        "dashboard (fine on 127.0.0.1; README, Security, turns it on)."
+    )
 
 
 def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | None = None) -> int:

@@ -28,6 +28,7 @@ from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
+from streams.security.guard import Guard
 from streams.settings import Settings
 from streams.topology import Topology
 
@@ -150,12 +151,14 @@ class WorkerRuntime(Service):
         self.pipeline_created = asyncio.Event()
         self.peers: PeerDirectory | None = None
         self.fan_out: FanOut | None = None
+        self.guard = Guard(settings)  # the web server's credentials and quotas (streams.web.security)
 
     def _registry(self) -> Any:
         return self.models.registry if self.models is not None else None
 
     async def on_start(self) -> None:
         settings = self.settings
+        (log.warning if self.guard.exposed() else log.info)("%s", self.guard.describe())
         if settings.redis_url:
             registry_id = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
             self.store = RedisStore(
@@ -228,6 +231,7 @@ class WorkerRuntime(Service):
             self.pipeline.close()
         if self.store is not None:
             await self.store.close()
+        await self.guard.close()
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

@@ -8,7 +8,6 @@ when it is served, where ``GET /api/results/{event_id}`` finds it.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from pathlib import Path
@@ -22,11 +21,13 @@ from inference.decode import decode_image
 from schemas.codec import encode
 from streams.io.publisher import claim_check, image_event
 from streams.runtime.services import WorkerRuntime
-from streams.settings import Settings
+from streams.security.policy import Access
 from streams.topology import Topology
+from streams.web.security import PRINCIPAL, credential_of
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
+KEEPALIVE_S = 15.0  # the event stream's keep-alive; its credential is checked again then
 STATIC_TYPES = {
     ".html": "text/html",
     ".js": "application/javascript",
@@ -37,13 +38,6 @@ STATIC_TYPES = {
 
 def _error(view: web.View, status: int, message: str) -> web.Response:
     return view.json({"error": message}, status=status)
-
-
-def _authorized(request: web.Request, settings: Settings) -> bool:
-    if settings.api_token is None:
-        return True
-    expected = f"Bearer {settings.api_token.get_secret_value()}"
-    return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
 
 
 async def _read_upload(request: Any, limit: int) -> tuple[bytes, str | None, dict[str, str]]:
@@ -109,8 +103,6 @@ def _upload_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
         """Upload an image (multipart field ``image`` or a raw image body) → 202 ``{"event_id"}``."""
 
         async def post(self, request: web.Request) -> web.Response:
-            if not _authorized(request, settings):
-                return _error(self, 401, "missing or wrong bearer token")
             store = runtime.store
             try:
                 data, content_type, fields = await _read_upload(request, settings.max_image_bytes)
@@ -142,6 +134,7 @@ def _upload_pages(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
             if store is not None:
                 await store.mark_pending(event["event_id"])
                 await store.put_upload_image(event["event_id"], data)
+            await runtime.guard.record_owner(event["event_id"], request.get(PRINCIPAL))
             value = encode("ImageEvent", event, topology.schema_registry)
             delivery = await topology.raw_images.send(key=event["source_id"], value=value, force=True)
             await delivery
@@ -179,21 +172,28 @@ def _result_pages(app: Any, runtime: WorkerRuntime) -> None:
 def _live_pages(app: Any, runtime: WorkerRuntime) -> None:
     @app.page("/api/stream")
     class StreamView(web.View):
-        """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen."""
+        """Server-sent events: ``result`` (EnrichedEvent) and ``alert`` (DriftAlert) as they happen.
+
+        With auth on, the credential is checked again at every keep-alive: the stream of a revoked or
+        expired credential ends within ``KEEPALIVE_S`` plus ``api_key_cache_s``.
+        """
 
         async def get(self, request: web.Request) -> Any:
             response = aioweb.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )
             await response.prepare(request)
+            credential = credential_of(request)
             with runtime.live.subscribe() as queue:
                 try:
                     await response.write(b": connected\n\n")
                     while True:
                         try:
-                            kind, payload = await asyncio.wait_for(queue.get(), timeout=15)
+                            kind, payload = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
                             await response.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
                         except TimeoutError:
+                            if not await runtime.guard.still_allowed(credential, Access.READ):
+                                break  # a revoked or expired credential ends its open stream too
                             await response.write(b": keep-alive\n\n")
                 except (ConnectionResetError, asyncio.CancelledError):
                     pass

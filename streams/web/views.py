@@ -25,7 +25,7 @@ from streams.tables.variants import model_report, parse_key
 from streams.topology import Topology
 
 #: Request headers passed on to the peers a view asks (credentials).
-FORWARDED_HEADERS = ("Authorization",)
+FORWARDED_HEADERS = ("Authorization", "Cookie")
 
 
 def is_local(request: web.Request) -> bool:

@@ -1,5 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's ``chromium`` driven by Python ``playwright``):
-it loads, goes live over server-sent events, uploads a photo through the form and shows its result.
+it signs in (auth on), loads under the worker's CSP, goes live over server-sent events, uploads a photo
+through the form and shows its result.
 
 Needs ``apt-get install chromium`` and ``pip install playwright`` (never ``playwright install``: the
 browser is the system one). Missing either, the test skips locally and fails in CI (``CI`` set).
@@ -16,11 +17,14 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from PIL import Image
 
 from streams.devstack.processes import free_port
 from streams.feeders.demo import DEMO_CLASSIFIER, ensure_demo_models, sample_cameras
+from streams.security.keys import ApiKeyStore
+from tests.integration.conftest import run_sync
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +48,18 @@ def _chromium() -> str:
 
 @pytest.mark.slow
 def test_dashboard_uploads_a_photo_and_shows_its_result(settings_factory, worker_factory) -> None:
+    """With auth on: the page signs in with the key in its URL fragment, under the worker's CSP."""
     chromium = _chromium()
     from playwright.sync_api import expect, sync_playwright
 
-    settings = settings_factory()
+    settings = settings_factory(auth_enabled=True)
     ensure_demo_models(settings)
+    key = run_sync(_create_key(settings))
     worker = worker_factory(settings)
     photo = sample_cameras()["cam-street"][0]  # ultralytics' bus.jpg
     ARTIFACTS.mkdir(exist_ok=True)
     page_errors: list[str] = []
+    console_errors: list[str] = []
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -61,9 +68,18 @@ def test_dashboard_uploads_a_photo_and_shows_its_result(settings_factory, worker
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.on("pageerror", lambda error: page_errors.append(str(error)))
-            page.goto(worker.url + "/")
+            page.on(
+                "console",
+                lambda m: (
+                    m.type == "error"
+                    and not m.location.get("url", "").endswith("/favicon.ico")  # the browser's own guess
+                    and console_errors.append(m.text)
+                ),
+            )
+            page.goto(worker.url + "/#key=" + key)
             expect(page).to_have_title("StreamVision")
             expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+            assert "#key" not in page.url  # the key left the address bar
             expect(page.locator(f'#models [data-model="{DEMO_CLASSIFIER}"]')).to_be_visible(timeout=30_000)
             expect(page.locator(f'#upload-model option[value="{DEMO_CLASSIFIER}"]')).to_have_count(1)
 
@@ -85,7 +101,16 @@ def test_dashboard_uploads_a_photo_and_shows_its_result(settings_factory, worker
         finally:
             browser.close()
     assert page_errors == []
+    assert console_errors == []  # no CSP violation, no refused request
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+async def _create_key(settings) -> str:
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        return (await ApiKeyStore(client, settings.app_id).create("dashboard", ["upload", "read"]))[1]
+    finally:
+        await client.aclose()
 
 
 # --- the rendering of every panel, against a scripted API -------------------------------------------

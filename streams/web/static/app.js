@@ -47,8 +47,38 @@ function ago(ms) {
 }
 
 function authHeaders() {
-  const token = $("api-token").value || localStorage.getItem("sv-token") || "";
+  const token = $("api-token").value || sessionStorage.getItem("sv-token") || "";
   return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+// --- sign-in (auth on): the key goes into an HttpOnly session cookie, which EventSource and <img> send.
+// A key may come in the URL fragment (#key=...), which never reaches a server or a log.
+async function signIn(key) {
+  if (!key) return false;
+  const response = await fetch("/api/session", { method: "POST", headers: { Authorization: `Bearer ${key}` } });
+  const body = await response.json().catch(() => ({}));
+  $("upload-status").textContent = response.ok
+    ? `Signed in as ${body.principal?.name ?? "?"} (${(body.principal?.scopes || []).join(", ")})`
+    : `Sign-in failed (${response.status}): ${body.error || response.statusText}`;
+  return response.ok;
+}
+
+async function startSession() {
+  const fromFragment = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (fromFragment) {
+    sessionStorage.setItem("sv-token", fromFragment);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  $("api-token").value = sessionStorage.getItem("sv-token") || "";
+  const { body } = await getJSON("/api/session").catch(() => ({ body: null }));
+  if (!body?.auth) return;
+  if (!body.principal && !(await signIn($("api-token").value))) {
+    $("upload-status").textContent = "This server needs an API key: enter it in the API token field.";
+  }
+  $("api-token").addEventListener("change", () => {
+    sessionStorage.setItem("sv-token", $("api-token").value);
+    signIn($("api-token").value);
+  });
 }
 
 async function getJSON(url) {
@@ -182,7 +212,7 @@ async function upload(event) {
   for (const [name, id] of [["source_id", "upload-source"], ["model", "upload-model"], ["label", "upload-label"]]) {
     if ($(id).value) form.append(name, $(id).value);
   }
-  if ($("api-token").value) localStorage.setItem("sv-token", $("api-token").value);
+  if ($("api-token").value) sessionStorage.setItem("sv-token", $("api-token").value);
   $("upload-button").disabled = true;
   $("upload-status").textContent = `Uploading ${file.name}…`;
   try {
@@ -413,8 +443,8 @@ function every(ms, task) {
   run();
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("api-token").value = localStorage.getItem("sv-token") || "";
+document.addEventListener("DOMContentLoaded", async () => {
+  await startSession();
   $("upload-form").addEventListener("submit", upload);
   connect();
   every(3000, refreshSources);
