@@ -99,6 +99,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     """A bare Faust app configured for image streams on any Kafka-compatible broker."""
     compat.check_versions()
     compat.limit_fetch_wait(settings.fetch_wait_ms)
+    compat.exact_changelog_highwaters()
     return faust.App(
         group_id(settings),
         broker=settings.broker_url,
@@ -112,11 +113,6 @@ def create_faust_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replicas,
         processing_guarantee=settings.processing_guarantee,
-        # Tables live in memory and are rebuilt from their changelogs. faust-streaming 0.15.3's check that
-        # a partition's last recovered offset is not past the changelog's highwater crashed a stats
-        # worker that kept a partition across a rebalance (10 > 7, faust issue #158) when another stats
-        # worker restarted; it guards on-disk stores against deleted topics, which a memory store has not.
-        recovery_consistency_check=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

@@ -174,3 +174,33 @@ def test_stack_uses_configured_services(broker: EmbeddedBroker, tmp_path: Path):
     with EmbeddedStack(settings) as stack:
         assert stack.broker is None and stack.redis is None
         assert (stack.broker_url, stack.redis_url) == (broker.url, "redis://127.0.0.1:1/0")
+
+
+async def test_table_recovery_reads_to_the_last_record_of_a_batch(broker: EmbeddedBroker):
+    """The embedded broker reports a partition's end offset as its last batch's first offset + 1; table
+    recovery must still read the whole batch (``streams.compat.exact_changelog_highwaters``)."""
+    from yarl import URL
+
+    from streams.compat import last_offsets
+
+    topic = f"batches-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(broker.bootstrap, {topic: 2})
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        for batch in range(3):  # three batches of four records: offsets 0-11
+            for i in range(4):
+                await producer.send(topic, f"{batch}-{i}".encode(), partition=1)
+            await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+    finally:
+        await consumer.stop()
+    reported = {tp: end - 1 for tp, end in ends.items()}  # what Faust's recovery would read up to
+    found = await last_offsets([URL(broker.url)], reported)
+    assert found == {TopicPartition(topic, 1): 11}  # the empty partition 0 has no last record
+    assert reported[TopicPartition(topic, 1)] <= 11
