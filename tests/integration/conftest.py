@@ -140,3 +140,25 @@ async def topic_partitions(bootstrap: str) -> dict[str, int]:
         return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 HTTP API on a local port (moto's standalone server), with test credentials in the
+    environment (boto3 reads them; worker processes inherit them). Its buckets live until the session ends."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "streamvision-test"),
+            ("AWS_SECRET_ACCESS_KEY", "streamvision-test"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
+            env.setenv(name, value)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
