@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,18 @@ async def topic_partitions(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 HTTP API on a local port (moto's standalone server), with test credentials in the
-    environment (boto3 reads them; worker processes inherit them). Its buckets live until the session ends."""
+@dataclass
+class S3Server:
+    """A running S3 API: its endpoint URL, and ``stop`` (the store becomes unreachable)."""
+
+    url: str
+    stop: Callable[[], None]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 HTTP API on a local port (moto's standalone server, one per test module: a test may stop
+    it), with test credentials in the environment (boto3 reads them; worker processes inherit them)."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -159,6 +168,6 @@ def s3_endpoint() -> Iterator[str]:
             env.setenv(name, value)
         server.start()
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield S3Server(f"http://127.0.0.1:{port}", server.stop)
         finally:
             server.stop()

@@ -11,22 +11,23 @@ import pytest
 
 from streams.devstack.processes import free_port
 from streams.io.objects import ObjectStoreUnavailableError, S3ImageStore
+from tests.integration.conftest import S3Server
 
 pytestmark = pytest.mark.integration
 
 
-async def test_s3_store_creates_its_bucket_and_overwrites_by_key(s3_endpoint: str) -> None:
+async def test_s3_store_creates_its_bucket_and_overwrites_by_key(s3_server: S3Server) -> None:
     bucket = f"frames-{uuid.uuid4().hex[:8]}"
-    store = S3ImageStore(bucket, endpoint_url=s3_endpoint, prefix="sv")
+    store = S3ImageStore(bucket, endpoint_url=s3_server.url, prefix="sv")
     try:
         await store.start()
         await store.put_many({"redacted/cam/e1.jpg": (b"first", "image/jpeg")})
         await store.put_many({"redacted/cam/e1.jpg": (b"second", "image/jpeg")})  # a redelivered event
         assert await store.get("redacted/cam/e1.jpg") == b"second"
         assert await store.get("redacted/cam/nothing.jpg") is None
-        listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=bucket)
+        listed = boto3.client("s3", endpoint_url=s3_server.url).list_objects_v2(Bucket=bucket)
         assert [(o["Key"], o["Size"]) for o in listed["Contents"]] == [("sv/redacted/cam/e1.jpg", 6)]
-        head = boto3.client("s3", endpoint_url=s3_endpoint).head_object(
+        head = boto3.client("s3", endpoint_url=s3_server.url).head_object(
             Bucket=bucket, Key="sv/redacted/cam/e1.jpg"
         )
         assert head["ContentType"] == "image/jpeg"
@@ -35,7 +36,7 @@ async def test_s3_store_creates_its_bucket_and_overwrites_by_key(s3_endpoint: st
         await store.close()
 
 
-async def test_an_unreachable_s3_store_fails_fast_with_a_connection_error(s3_endpoint: str) -> None:
+async def test_an_unreachable_s3_store_fails_fast_with_a_connection_error(s3_server: S3Server) -> None:
     store = S3ImageStore("frames", endpoint_url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)
     try:
         started = time.monotonic()
