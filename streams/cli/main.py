@@ -55,7 +55,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from streams.feeders.demo import run_demo
 
     redact = tuple(x.strip() for x in (args.redact or "").split(",") if x.strip())
-    return run_demo(settings_from(args), drift_after_s=args.drift_after, fps=args.fps, redact=redact)
+    fps = args.fps or (0.5 if redact else 2.0)
+    return run_demo(settings_from(args), drift_after_s=args.drift_after, fps=fps, redact=redact)
 
 
 def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
@@ -137,7 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("demo", "Start the embedded stack, register the demo model, feed sample cameras.", cmd_demo)
-    p.add_argument("--fps", type=float, default=2.0, help="Frames per second per simulated camera.")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="Frames per second per simulated camera (default 2; 0.5 with --redact: the detector is slow "
+        "on CPU).",
+    )
     p.add_argument(
         "--drift-after",
         type=float,
