@@ -159,9 +159,15 @@ class FrameKeeper:
         now = self.clock()
         if now < self.down_until:
             return self._not_stored(records, f"object store unavailable: {self.last_error}", "unavailable")
-        frames, clock = await asyncio.get_running_loop().run_in_executor(
-            self.pool, redact_frames, jobs, self.settings
-        )
+        try:
+            frames, clock = await asyncio.get_running_loop().run_in_executor(
+                self.pool, redact_frames, jobs, self.settings
+            )
+        except Exception as exc:  # e.g. the threads are shutting down: the results go out all the same
+            log.exception("cannot redact a batch of %d frames", len(jobs))
+            return self._not_stored(
+                records, f"redaction failed: {type(exc).__name__}: {exc}", "redaction_error"
+            )
         stages.record("redact", len(jobs), clock.wall_s, clock.cpu_s)  # the batch waits for all
         metrics.REDACTED_REGIONS.inc(sum(len(job.boxes) for job in jobs))
         objects: dict[str, tuple[bytes, str]] = {}
@@ -202,7 +208,7 @@ class FrameKeeper:
         started = time.perf_counter()
         try:
             await asyncio.wait_for(self.store.put_many(objects), self.settings.object_store_timeout_s)
-        except (TimeoutError, ConnectionError, OSError) as exc:
+        except Exception as exc:  # unreachable, too slow, or refusing: never the results' problem
             reason = "timeout" if isinstance(exc, TimeoutError) else "unavailable"
             self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self.down_until = self.clock() + self.settings.object_store_retry_s

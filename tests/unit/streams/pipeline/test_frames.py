@@ -8,6 +8,7 @@ frames must be decoded again at source resolution before the boxes are blurred.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,13 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> ImageModel:
         detector_checkpoint(), folder, labels=DETECTOR_LABELS, input_size=320, extra={"torchscript": False}
     )
     return load_model(folder)
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials, so an S3 store fails at the network, not before it."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "streamvision-test")
 
 
 class Catalog:
@@ -133,7 +141,7 @@ async def test_redelivered_events_overwrite_their_frames(make_pipeline, tmp_path
     assert stored == ["again-0.jpg", "again-1.jpg"]  # JPEG by default; redacted only by default
 
 
-async def test_an_unreachable_store_never_holds_results_back(make_pipeline) -> None:
+async def test_an_unreachable_store_never_holds_results_back(make_pipeline, aws_credentials) -> None:
     store = S3ImageStore("frames", endpoint_url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)
     unavailable = metrics.IMAGES_NOT_STORED.labels("unavailable")
     before = unavailable._value.get()
@@ -143,7 +151,7 @@ async def test_an_unreachable_store_never_holds_results_back(make_pipeline) -> N
     for result in served.values():  # every result published, each saying its frame was not stored
         kept = result["stored_images"]
         assert kept["stored"] is False and kept["redacted_uri"] is None
-        assert "object store" in kept["error"]
+        assert "Could not connect" in kept["error"]  # refused at the network
         assert kept["regions"] == sum(p["label"] == "person" for p in result["predictions"])
     assert unavailable._value.get() - before == 2
     assert pipeline.frames is not None and pipeline.frames.down_until > time.monotonic()
@@ -158,3 +166,22 @@ def test_the_stored_frame_keeps_the_photo_size() -> None:
     for data in PHOTOS.values():
         decoded = decode_image(data, None, max_bytes=1 << 25, max_pixels=1 << 26, target_size=320)
         assert decoded.width * 2 <= decoded.source_size[0] and np.asarray(decoded.pixels).ndim == 3
+
+
+async def test_a_store_that_never_answers_costs_one_deadline_not_the_results(
+    make_pipeline, aws_credentials
+) -> None:
+    timeouts = metrics.IMAGES_NOT_STORED.labels("timeout")
+    before = timeouts._value.get()
+    with socket.socket() as black_hole:  # accepts connections, never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen()
+        store = S3ImageStore(
+            "frames", endpoint_url=f"http://127.0.0.1:{black_hole.getsockname()[1]}", timeout_s=3
+        )
+        pipeline, outputs = make_pipeline(store, object_store_timeout_s=0.5)
+        served = await _serve(pipeline, outputs, "slow")
+        assert all(r["stored_images"]["stored"] is False for r in served.values())
+        assert "TimeoutError" in next(iter(served.values()))["stored_images"]["error"]
+        assert timeouts._value.get() - before == 2
+        await store.close()
