@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.scenarios import CLIP_SIZES, FAMILIES
+from bench.scenarios import CLIP_SIZES, EXTRA_FAMILIES, FAMILIES
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class BenchOptions:
     workers: int = 1  # worker processes per pipeline run, one consumer group (e.g. several per GPU)
     no_naive: bool = False  # skip the naive (one event at a time) run
     roles: str = "split"  # split: inference workers + one stats worker; all: every agent in each worker
+    redact: tuple[str, ...] = ()  # detection families: each pipeline run again with these labels redacted
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -46,9 +47,10 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def _families(text: str) -> tuple[str, ...]:
     names = FAMILIES if text == "all" else tuple(v.strip() for v in text.split(",") if v.strip())
-    unknown = sorted(set(names) - set(FAMILIES))
+    known = FAMILIES + EXTRA_FAMILIES
+    unknown = sorted(set(names) - set(known))
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown family {unknown or text!r}: use {'|'.join(FAMILIES)}|all")
+        raise argparse.ArgumentTypeError(f"unknown family {unknown or text!r}: use {'|'.join(known)}|all")
     return names
 
 
@@ -69,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode-threads, --torch-threads...) go before the '--'.",
     )
     parser.add_argument(
-        "--family", type=_families, default=FAMILIES, help="classifier|clip|yolo|tiny|all (or a list)"
+        "--family",
+        type=_families,
+        default=FAMILIES,
+        help="classifier|clip|yolo|tiny|person|all (or a list; all = every family but person)",
     )
     parser.add_argument("--batch-sizes", type=_int_list, default=None, help="default 1,8,16,32 (--quick: 8)")
     parser.add_argument("--events", type=int, default=None, help="events per throughput run (default: sized)")
@@ -105,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--image-size", type=_size, default=(640, 480), help="camera frames, WxH (640x480)")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir (logs, MLflow)")
+    parser.add_argument(
+        "--redact",
+        default="",
+        metavar="LABELS",
+        help="for detection families, run each pipeline again with these labels redacted and the "
+        "frames stored (local store): the cost of redaction+storage, on vs off",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -152,4 +164,5 @@ def parse_options(argv: Sequence[str]) -> BenchOptions:
         workers=ns.workers,
         roles=ns.roles,
         no_naive=ns.no_naive,
+        redact=tuple(v.strip() for v in ns.redact.split(",") if v.strip()),
     )

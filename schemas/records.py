@@ -90,6 +90,17 @@ class Timings(TypedDict):
     total_ms: float
 
 
+class StoredImages(TypedDict):
+    """``streamvision.StoredImages``: the frame kept after privacy redaction, and where."""
+
+    stored: bool
+    redacted_uri: NotRequired[str | None]
+    original_uri: NotRequired[str | None]
+    redacted_labels: NotRequired[list[str]]
+    regions: NotRequired[int]
+    error: NotRequired[str | None]
+
+
 class EnrichedEvent(TypedDict):
     """``streamvision.EnrichedEvent``: a model's result for one ImageEvent."""
 
@@ -109,6 +120,7 @@ class EnrichedEvent(TypedDict):
     cached: NotRequired[bool]
     embedding: NotRequired[list[float] | None]
     attributes: NotRequired[dict[str, str]]
+    stored_images: NotRequired[StoredImages | None]
 
 
 class DeadLetter(TypedDict):

@@ -73,6 +73,22 @@ MODEL_LOAD_FAILURES = Counter(
 CACHE_HITS = Counter(
     "streamvision_cache_hits", "Results served from the inference cache.", ["model"], registry=REGISTRY
 )
+IMAGES_STORED = Counter(
+    "streamvision_images_stored",
+    "Frames written to the object store (kind: redacted or original).",
+    ["kind"],
+    registry=REGISTRY,
+)
+IMAGES_NOT_STORED = Counter(
+    "streamvision_images_not_stored",
+    "Frames of redacting models that were not stored (reason: unavailable, timeout, redaction_error); "
+    "their results were published all the same.",
+    ["reason"],
+    registry=REGISTRY,
+)
+REDACTED_REGIONS = Counter(
+    "streamvision_redacted_regions", "Boxes blurred or pixelated in stored frames.", registry=REGISTRY
+)
 REDIS_UP = Gauge("streamvision_redis_up", "1 while Redis answers.", registry=REGISTRY)
 DRIFT_VALUE = Gauge(
     "streamvision_drift_value",

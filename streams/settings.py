@@ -145,6 +145,40 @@ class Settings(BaseSettings):
         description="Stats workers write each table key they updated at most this often (seconds; 0: "
         "after every result). Events are acknowledged after the write that counts them.",
     )
+    # --- redaction and processed-image storage (issue 16) -----------------------------------------
+    store_images: Literal["none", "redacted", "both"] = Field(
+        "redacted",
+        description="What is kept of a frame served by a model that redacts (routing tag set with "
+        "`streamvision models route NAME --redact CLASSES`): nothing, the redacted frame, or the "
+        "original as well (unredacted frames: mind the privacy rules). Other models store nothing.",
+    )
+    redact_method: Literal["blur", "pixelate"] = Field("blur", description="How regions are redacted.")
+    stored_image_format: Literal["jpeg", "png"] = Field(
+        "jpeg", description="Format of stored frames (png: lossless, about 10x larger)."
+    )
+    stored_image_quality: int = Field(90, ge=1, le=100, description="JPEG quality of stored frames.")
+    object_store_url: str | None = Field(
+        None,
+        description="Where frames are stored: unset = <data_dir>/images, file:///dir, an S3-compatible "
+        "endpoint http(s)://host:port (MinIO, Ceph), or s3:// for AWS S3. S3 credentials come from "
+        "boto3's chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profile, role).",
+    )
+    object_store_bucket: str = Field("streamvision-images", description="Bucket of the S3 store.")
+    object_store_prefix: str = Field("", description="Key prefix in the bucket.")
+    object_store_region: str | None = Field(None, description="Region of the S3 store.")
+    object_store_timeout_s: float = Field(
+        5.0, gt=0, description="Longest a batch's frames wait for the store before they count as not stored."
+    )
+    object_store_retry_s: float = Field(
+        30.0, ge=0, description="After a store failure, frames are not stored (no waiting) for this long."
+    )
+    image_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Local store: frames older than this are deleted (hourly sweep). S3: set a bucket "
+        "lifecycle rule instead (README).",
+    )
+    # --- end of redaction and storage --------------------------------------------------------------
     # --- drift monitoring (issue 5; read by agents/drift.py) ---------------------------------------
     drift_window_s: float = Field(60.0, gt=0, description="A drift window closes after this many seconds...")
     drift_window_events: int = Field(500, ge=1, description="... or at this many events, whichever first.")

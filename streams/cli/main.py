@@ -55,7 +55,9 @@ def _run(coro: Any) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from streams.feeders.demo import run_demo
 
-    return run_demo(settings_from(args), drift_after_s=args.drift_after, fps=args.fps)
+    redact = tuple(x.strip() for x in (args.redact or "").split(",") if x.strip())
+    fps = args.fps or (0.5 if redact else 2.0)
+    return run_demo(settings_from(args), drift_after_s=args.drift_after, fps=fps, redact=redact)
 
 
 def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
@@ -143,13 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("demo", "Start the embedded stack, register the demo model, feed sample cameras.", cmd_demo)
-    p.add_argument("--fps", type=float, default=2.0, help="Frames per second per simulated camera.")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="Frames per second per simulated camera (default 2; 0.5 with --redact: the detector is slow "
+        "on CPU).",
+    )
     p.add_argument(
         "--drift-after",
         type=float,
         default=None,
         metavar="SECONDS",
         help="Darken one simulated camera after this many seconds (shows a drift alert).",
+    )
+    p.add_argument(
+        "--redact",
+        nargs="?",
+        const="person,fallen_person",
+        metavar="CLASSES",
+        help="Serve the cameras with a real person detector and blur these of its classes (person, "
+        "fallen_person; default both) in the stored frames the dashboard shows.",
     )
     command("worker", "Run a Faust worker (unknown options go to Faust's worker command).", cmd_worker)
     command("broker", "Run the embedded Kafka-compatible broker alone (development).", cmd_broker)

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--challenger-weight", type=float, metavar="W", help="Share of keys for the challenger.")
     p.add_argument("--sticky-by", choices=("source", "event"), help="What the A/B hash is computed from.")
     p.add_argument("--shadow-sample", type=float, metavar="F", help="Share of events the shadow also runs.")
+    p.add_argument(
+        "--redact",
+        metavar="CLASSES",
+        help="Detector labels to blur after each batch, e.g. person,face ('' turns redaction off).",
+    )
 
     p = sub.add_parser("rollback", help="Move an alias back to its previous version.")
     p.add_argument("name")
@@ -300,11 +305,12 @@ def _route(registry: Any, args: argparse.Namespace, settings: Settings, out: Tex
             ("challenger_weight", args.challenger_weight),
             ("sticky_by", args.sticky_by),
             ("shadow_sample", args.shadow_sample),
+            ("redact", args.redact),
         )
         if v is not None
     }
     if not changes:
-        raise ValueError("route needs --challenger-weight, --sticky-by or --shadow-sample")
+        raise ValueError("route needs --challenger-weight, --sticky-by, --shadow-sample or --redact")
     registry.set_routing(args.name, **changes)
     if "challenger" not in registry.aliases(args.name) and changes.get("challenger_weight"):
         out.write(f"note: {args.name} has no challenger alias yet; the weight applies once it has one\n")

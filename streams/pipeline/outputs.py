@@ -70,3 +70,24 @@ def output_from_dict(data: dict[str, Any]) -> ModelOutput:
         [Prediction(label, score, tuple(box) if box else None) for label, score, box in data["predictions"]],
         None if embedding is None else np.asarray(embedding, dtype=np.float32),
     )
+
+
+class ImageStore(Protocol):
+    """Where processed frames are kept: a local folder or an S3-compatible bucket (``streams.io.objects``).
+
+    Keys are event-addressed (``streams.pipeline.frames.frame_key``): a redelivered event overwrites
+    its objects, never duplicates them.
+    """
+
+    def uri(self, key: str) -> str:
+        """The URI the enriched event carries for ``key`` (``file://...`` or ``s3://bucket/key``)."""
+        ...
+
+    async def put_many(self, objects: Mapping[str, tuple[bytes, str]]) -> None:
+        """Write every ``key -> (data, content type)``; raises ``ConnectionError``/``OSError`` when the
+        store cannot take them (the caller marks the events not stored)."""
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The object's bytes, None when there is none; raises ``ConnectionError`` when unreachable."""
+        ...

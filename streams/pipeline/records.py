@@ -65,8 +65,9 @@ def enriched_event(
     worker: str,
     cached: bool = False,
     processed_at: int | None = None,
+    stored_images: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The EnrichedEvent for one served (or shadow) prediction."""
+    """The EnrichedEvent for one served (or shadow) prediction (``stored_images``: its kept frames)."""
     return {
         "event_id": event["event_id"],
         "source_id": event["source_id"],
@@ -93,6 +94,7 @@ def enriched_event(
         "cached": cached,
         "embedding": None if output.embedding is None else output.embedding.astype(float).tolist(),
         "attributes": event.get("attributes") or {},
+        "stored_images": stored_images,
     }
 
 

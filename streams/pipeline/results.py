@@ -22,9 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def result_record(
-    job: Job, result: Result, info: BatchInfo, cached: bool, worker: str
+    job: Job,
+    result: Result,
+    info: BatchInfo,
+    cached: bool,
+    worker: str,
+    stored_images: dict[str, Any] | None = None,
 ) -> OutputRecord | None:
-    """One served (or shadow) part's output: its EnrichedEvent, a dead letter, or None (a failed shadow)."""
+    """One served (or shadow) part's output: its EnrichedEvent (with its kept frames, ``stored_images``),
+    a dead letter, or None (a failed shadow)."""
     work: Work = job.context
     if isinstance(result, BaseException):
         if work.variant == "shadow":  # the event is served by its champion/challenger result
@@ -58,6 +64,7 @@ def result_record(
         batch_size=info.size,
         worker=worker,
         cached=cached,
+        stored_images=stored_images,
     )
     return OutputRecord(SHADOW if work.variant == "shadow" else ENRICHED, work.event["source_id"], value)
 

@@ -32,6 +32,8 @@ STAGES = (
     "cache",
     "queue",
     "inference",
+    "redact",
+    "store",
     "encode",
     "publish",
     "ack",

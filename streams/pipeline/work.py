@@ -49,6 +49,7 @@ class Work:
     version: LoadedVersion
     variant: str
     decode_ms: float
+    payload: bytes | None = None  # the image as received (redaction decodes it at source resolution)
 
 
 @dataclass(slots=True)

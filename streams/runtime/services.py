@@ -1,7 +1,8 @@
 """The long-lived parts of a worker, started and stopped with the Faust app.
 
-``WorkerRuntime`` is one ``mode.Service`` that owns the Redis store, the model registry service
-(the pipeline's model catalog), the inference pipeline, the drift runtime and the live event hub.
+``WorkerRuntime`` is one ``mode.Service`` that owns the Redis store, the object store of processed
+frames, the model registry service (the pipeline's model catalog), the inference pipeline, the drift
+runtime and the live event hub.
 :func:`streams.app.create_app` creates it with the app; its services are created in ``on_start``.
 Agents and views receive it when they are declared (``register(app, topology, runtime)``).
 """
@@ -20,6 +21,7 @@ from mode import Service
 from schemas.codec import SchemaError, serializer_for
 from streams import compat, metrics
 from streams.io.kafka import SEND_RETRY_MAX_S
+from streams.io.objects import LocalImageStore, S3ImageStore, open_image_store
 from streams.io.store import RedisStore
 from streams.pipeline import stages
 from streams.pipeline.core import InferencePipeline
@@ -144,6 +146,7 @@ class WorkerRuntime(Service):
         super().__init__(**kwargs)
         self.settings, self.app, self.topology = settings, app, topology
         self.store: RedisStore | None = None
+        self.images: LocalImageStore | S3ImageStore | None = None
         self.models: ModelRegistryService | None = None
         self.pipeline: InferencePipeline | None = None
         self.live = LiveHub()
@@ -172,6 +175,9 @@ class WorkerRuntime(Service):
             )
         self.peers = PeerDirectory(settings, self.store, owned=self.owned_partitions)
         self.fan_out = FanOut(self.peers)
+        self.images = open_image_store(settings)
+        if isinstance(self.images, S3ImageStore):
+            await self.images.start()
         serve = settings.role != "stats"  # stats workers run no model: they only follow the registry
         self.models = ModelRegistryService(
             settings, on_results=self._on_results, serve=serve, loop=self.loop, beacon=self.beacon
@@ -190,6 +196,7 @@ class WorkerRuntime(Service):
             fetch_refs=fetch,
             cache=cache,
             schema_registry=self.topology.schema_registry,
+            image_store=self.images,
         )
         self.pipeline_created.set()
 
@@ -232,6 +239,16 @@ class WorkerRuntime(Service):
         if self.store is not None:
             await self.store.close()
         await self.guard.close()
+        if self.images is not None:
+            await self.images.close()
+
+    @Service.timer(3600.0)
+    async def _sweep_images(self) -> None:
+        """Retention of the local frame store: delete frames older than ``image_retention_days``."""
+        days = self.settings.image_retention_days
+        if days is not None and isinstance(self.images, LocalImageStore) and self.images.root.is_dir():
+            removed = await asyncio.to_thread(self.images.sweep, days * 86400.0)
+            log.info("deleted %d stored frames older than %g days", removed, days)
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

@@ -158,4 +158,5 @@ def latest_summary(result: dict[str, Any]) -> dict[str, Any]:
         "image_stats": result["image_stats"],
         "timings": result["timings"],
         "label": result.get("label"),
+        "stored_images": result.get("stored_images"),
     }

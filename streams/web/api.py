@@ -2,7 +2,9 @@
 
 ``POST /api/images`` validates the upload, stores the image for the dashboard thumbnail, marks the result
 pending in Redis and publishes an ImageEvent to ``images.raw``; the pipeline writes the result to Redis
-when it is served, where ``GET /api/results/{event_id}`` finds it.
+when it is served, where ``GET /api/results/{event_id}`` finds it. ``GET /api/frames/{source_id}/{event_id}``
+serves an event's redacted frame from the object store (the original only when originals are stored and
+asked for).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from inference.base import ImageRejected
 from inference.decode import decode_image
 from schemas.codec import encode
 from streams.io.publisher import claim_check, image_event
+from streams.pipeline.frames import EXTENSIONS, ORIGINAL, REDACTED, frame_key
 from streams.runtime.services import WorkerRuntime
 from streams.security.policy import Access
 from streams.topology import Topology
@@ -92,6 +95,7 @@ def register(app: Any, topology: Topology, runtime: WorkerRuntime) -> None:
     """Declare the upload and result pages, the live stream and the dashboard on ``app``."""
     _upload_pages(app, topology, runtime)
     _result_pages(app, runtime)
+    _frame_pages(app, runtime)
     _live_pages(app, runtime)
 
 
@@ -167,6 +171,37 @@ def _result_pages(app: Any, runtime: WorkerRuntime) -> None:
             if data is None:
                 return _error(self, 404, "no stored image for this event")
             return self.bytes(data, content_type=_image_type(data))
+
+
+def _frame_pages(app: Any, runtime: WorkerRuntime) -> None:
+    settings = runtime.settings
+
+    @app.page("/api/frames/{source_id}/{event_id}")
+    class FrameView(web.View):
+        """An event's stored frame: the redacted one; ``?kind=original`` only with ``store_images=both``.
+
+        200 with the image, 404 when none is stored, 403 for originals that are not kept, 503 when the
+        object store cannot be reached.
+        """
+
+        async def get(self, request: web.Request, source_id: str, event_id: str) -> web.Response:
+            kind = request.query.get("kind", REDACTED)
+            if kind not in (REDACTED, ORIGINAL):
+                return _error(self, 400, "kind is redacted or original")
+            if kind == ORIGINAL and settings.store_images != "both":
+                return _error(self, 403, "original frames are not stored (store_images is not 'both')")
+            if runtime.images is None:
+                return _error(self, 503, "object store not started")
+            fmt = settings.stored_image_format
+            extensions = ["jpg" if fmt == "jpeg" else fmt] if kind == REDACTED else list(EXTENSIONS.values())
+            try:
+                for extension in extensions:
+                    data = await runtime.images.get(frame_key(kind, source_id, event_id, extension))
+                    if data is not None:
+                        return self.bytes(data, content_type=_image_type(data))
+            except ConnectionError as exc:
+                return _error(self, 503, f"object store unavailable: {exc}")
+            return _error(self, 404, f"no {kind} frame stored for {source_id}/{event_id}")
 
 
 def _live_pages(app: Any, runtime: WorkerRuntime) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,33 @@ async def topic_partitions(bootstrap: str) -> dict[str, int]:
         return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics()}
     finally:
         await admin.close()
+
+
+@dataclass
+class S3Server:
+    """A running S3 API: its endpoint URL, and ``stop`` (the store becomes unreachable)."""
+
+    url: str
+    stop: Callable[[], None]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 HTTP API on a local port (moto's standalone server, one per test module: a test may stop
+    it), with test credentials in the environment (boto3 reads them; worker processes inherit them)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "streamvision-test"),
+            ("AWS_SECRET_ACCESS_KEY", "streamvision-test"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
+            env.setenv(name, value)
+        server.start()
+        try:
+            yield S3Server(f"http://127.0.0.1:{port}", server.stop)
+        finally:
+            server.stop()

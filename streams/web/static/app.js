@@ -17,6 +17,7 @@ const state = {
   uploads: new Map(),   // event_id -> {card, done}
   drift: new Map(),     // series id -> {latest, metrics: Map(metric -> [[t, v], ...])}
   alerts: new Map(),    // alert id -> alert
+  frames: new Map(),    // source id -> {figure, eventId}: the latest stored (redacted) frame per camera
   received: 0,
 };
 
@@ -89,7 +90,15 @@ async function getJSON(url) {
 }
 
 // --- results -------------------------------------------------------------------------------------
-function drawThumbnail(canvas, result) {
+// The redacted frame kept in the object store (never the original), else the uploaded image.
+function frameUrl(result) {
+  if (result.stored_images && result.stored_images.stored) {
+    return `/api/frames/${encodeURIComponent(result.source_id)}/${encodeURIComponent(result.event_id)}`;
+  }
+  return result.source_type === "UPLOAD" ? `/api/results/${encodeURIComponent(result.event_id)}/image` : null;
+}
+
+function drawThumbnail(canvas, result, url) {
   const image = new Image();
   image.onload = () => {
     const scale = Math.min(1, 480 / image.naturalWidth);
@@ -117,7 +126,7 @@ function drawThumbnail(canvas, result) {
     canvas.hidden = false;
   };
   image.onerror = () => canvas.remove();
-  image.src = `/api/results/${encodeURIComponent(result.event_id)}/image`;
+  image.src = url;
 }
 
 function resultCard(result) {
@@ -131,11 +140,18 @@ function resultCard(result) {
   card.append(el("div", { class: "meta" },
     `${model.name || "?"} v${model.version || "?"} · ${fmt(result.timings && result.timings.total_ms, 0)} ms`
     + ` · batch ${result.batch_size || 1}`));
-  if (result.source_type === "UPLOAD") {
+  const url = frameUrl(result);
+  if (url) {
     const canvas = el("canvas", { class: "thumb" });
     canvas.hidden = true;
     card.append(canvas);
-    drawThumbnail(canvas, result);
+    drawThumbnail(canvas, result, url);
+  }
+  const kept = result.stored_images;
+  if (kept) {
+    card.append(el("div", { class: kept.stored ? "meta redacted" : "meta not-stored" }, kept.stored
+      ? `redacted ${kept.regions} × ${(kept.redacted_labels || []).join(", ")}`
+      : `frame not stored: ${kept.error || "?"}`));
   }
   const preds = (result.predictions || []).slice(0, 3);
   if (!preds.length) card.append(el("div", { class: "meta" }, "no predictions"));
@@ -166,7 +182,33 @@ function showResult(result) {
       last.remove();
     }
   }
+  showFrame(result);
   settleUpload(result.event_id, 200, result);
+}
+
+// --- camera frames: the latest redacted frame per source, with the detector's boxes ----------------
+function showFrame(result) {
+  if (!result || !result.stored_images || !result.stored_images.stored) return;
+  let entry = state.frames.get(result.source_id);
+  if (entry && entry.eventId === result.event_id) return;
+  const panel = $("frames");
+  panel.querySelector(".empty")?.remove();
+  if (!entry) {
+    const canvas = el("canvas", { class: "frame" });
+    canvas.hidden = true;
+    const figure = el("figure", { class: "frame", dataset: { source: result.source_id } }, canvas,
+      el("figcaption", {}));
+    entry = { figure, eventId: null };
+    state.frames.set(result.source_id, entry);
+    const after = [...panel.children].find((f) => f.dataset.source > result.source_id);
+    panel.insertBefore(figure, after || null);
+  }
+  entry.eventId = result.event_id;
+  entry.figure.dataset.eventId = result.event_id;
+  const kept = result.stored_images;
+  entry.figure.querySelector("figcaption").textContent = `${result.source_id} · ${kept.regions} redacted `
+    + `(${(kept.redacted_labels || []).join(", ")}) · ${ago(result.processed_at)}`;
+  drawThumbnail(entry.figure.querySelector("canvas"), result, frameUrl(result));
 }
 
 // --- uploads -------------------------------------------------------------------------------------
@@ -272,6 +314,9 @@ async function refreshSources() {
       el("td", {}, ago(s.last_seen)));
   });
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "no sources yet"))]));
+  for (const [id, s] of Object.entries(body.sources || {})) {
+    if (s.latest) showFrame({ ...s.latest, source_id: id });
+  }
   $("counters").textContent = `worker ${body.worker || "?"}`;
 }
 

@@ -101,6 +101,10 @@ def test_routing_validation():
     with pytest.raises(ValueError, match="sticky_by"):
         Routing(sticky_by="camera")  # type: ignore[arg-type]
     assert Routing.from_tags(Routing(0.1, "event", 0.2).to_tags()) == Routing(0.1, "event", 0.2)
+    redacting = Routing(redact=("person", "license_plate"))
+    assert redacting.to_tags()["streamvision.routing.redact"] == "person,license_plate"
+    assert Routing.from_tags(redacting.to_tags()) == redacting
+    assert Routing.from_tags(Routing().to_tags()).redact == ()
 
 
 def test_download_is_cached(registry: ModelRegistry, model_name: str, artifact_dir: ArtifactFactory):

@@ -69,6 +69,14 @@ def enriched_event_factory() -> Callable[..., EnrichedEvent]:
             "cached": True,
             "embedding": [0.5, -0.25, 0.125],
             "attributes": {"site": "north"},
+            "stored_images": {
+                "stored": True,
+                "redacted_uri": "s3://frames/redacted/cam-1/e-1.jpg",
+                "original_uri": None,
+                "redacted_labels": ["person"],
+                "regions": 2,
+                "error": None,
+            },
         }
         event.update(overrides)
         return event  # type: ignore[return-value]

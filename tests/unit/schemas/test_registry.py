@@ -28,7 +28,7 @@ from schemas.registry import (
 # the old schema passed as ``LocalSchemaRegistry(extra=...)``. Update this table on purpose only.
 PINNED_IDS = {
     "ImageEvent": 990743304,
-    "EnrichedEvent": 231371098,
+    "EnrichedEvent": 1521070311,  # issue 16: stored_images (the previous one: 231371098)
     "DeadLetter": 306579752,
     "DriftStat": 1128215590,
     "DriftAlert": 707780654,

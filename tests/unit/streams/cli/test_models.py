@@ -117,6 +117,12 @@ def test_register_route_promote_rollback(
     assert models(settings, "route", name, "--sticky-by", "event")[0] == 0
     routing = registry.routing(name)
     assert (routing.challenger_weight, routing.sticky_by, routing.shadow_sample) == (0.2, "event", 0.5)
+    code, out = models(settings, "route", name, "--redact", "person, face,person")
+    assert code == 0 and "redact=person,face" in out
+    assert registry.routing(name).redact == ("person", "face")
+    assert registry.routing(name).challenger_weight == 0.2  # the other fields are kept
+    assert models(settings, "route", name, "--redact", "")[0] == 0  # redaction off
+    assert registry.routing(name).redact == ()
 
     code, out = models(settings, "promote", name, "2", "--alias", "champion")
     assert code == 0, out
