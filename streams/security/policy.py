@@ -66,6 +66,7 @@ ROUTE_POLICIES: dict[str, dict[str, Access]] = {
     "/api/images": {"POST": Access.UPLOAD},
     "/api/results/{event_id}": {"GET": Access.READ_OR_OWNER},
     "/api/results/{event_id}/image": {"GET": Access.READ_OR_OWNER},
+    "/api/frames/{source_id}/{event_id}": {"GET": Access.READ},  # stored (redacted) frames
     "/api/stream": {"GET": Access.READ},
     "/api/sources": {"GET": Access.READ},
     "/api/sources/{source_id}": {"GET": Access.READ},
