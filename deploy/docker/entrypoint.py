@@ -32,6 +32,7 @@ log = logging.getLogger("streamvision.entrypoint")
 
 CANONICAL_URL_ENV = "NODE_CANONICAL_URL"  # Faust's own setting (faust.types.settings: canonical_url)
 WORKER_NAME_ENV = ENV_PREFIX + "WORKER_NAME"
+ADVERTISED_URL_ENV = ENV_PREFIX + "WEB_ADVERTISED_URL"  # how the other workers' views reach this one
 # Addresses a server listens on but another process cannot dial.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -66,15 +67,18 @@ def worker_environment(
         hostname: This container's host name.
 
     Returns:
-        ``NODE_CANONICAL_URL`` and ``STREAMVISION_WORKER_NAME``, each only when it is unset and the web
-        server binds a wildcard address (and, for the URL, the address is known).
+        ``NODE_CANONICAL_URL``, ``STREAMVISION_WEB_ADVERTISED_URL`` (the same URL, for the views'
+        fan-out) and ``STREAMVISION_WORKER_NAME``, each only when it is unset and the web server binds a
+        wildcard address (and, for the URLs, the address is known).
     """
     if settings.web_host not in _WILDCARD_HOSTS:
         return {}
     added: dict[str, str] = {}
-    if not env.get(CANONICAL_URL_ENV) and address:
+    if address:
         host = f"[{address}]" if ":" in address else address
-        added[CANONICAL_URL_ENV] = f"http://{host}:{settings.web_port}"
+        for name in (CANONICAL_URL_ENV, ADVERTISED_URL_ENV):
+            if not env.get(name):
+                added[name] = f"http://{host}:{settings.web_port}"
     if not env.get(WORKER_NAME_ENV) and hostname:
         added[WORKER_NAME_ENV] = hostname
     return added

@@ -102,14 +102,27 @@ def test_a_closed_port_is_unhealthy(web_port: int) -> None:
 )
 def test_entrypoint_advertises_the_container_address(address: str, url: str) -> None:
     added = entrypoint.worker_environment({}, Settings(web_host="0.0.0.0", web_port=7000), address, "c0ffee")
-    assert added == {"NODE_CANONICAL_URL": url, "STREAMVISION_WORKER_NAME": "c0ffee"}
-    settings = Settings(web_host="0.0.0.0", web_port=7000, worker_name=added["STREAMVISION_WORKER_NAME"])
-    assert settings.worker_id == "c0ffee"
+    assert added == {
+        "NODE_CANONICAL_URL": url,
+        "STREAMVISION_WEB_ADVERTISED_URL": url,
+        "STREAMVISION_WORKER_NAME": "c0ffee",
+    }
+    settings = Settings(
+        web_host="0.0.0.0",
+        web_port=7000,
+        worker_name=added["STREAMVISION_WORKER_NAME"],
+        web_advertised_url=added["STREAMVISION_WEB_ADVERTISED_URL"],
+    )
+    assert settings.worker_id == "c0ffee" and settings.web_url == url
 
 
 def test_entrypoint_keeps_what_the_platform_set() -> None:
     settings = Settings(web_host="0.0.0.0", web_port=7000)
-    env = {"NODE_CANONICAL_URL": "http://10.0.0.7:7000", "STREAMVISION_WORKER_NAME": "pod-7"}
+    env = {
+        "NODE_CANONICAL_URL": "http://10.0.0.7:7000",
+        "STREAMVISION_WEB_ADVERTISED_URL": "http://10.0.0.7:7000",
+        "STREAMVISION_WORKER_NAME": "pod-7",
+    }
     assert entrypoint.worker_environment(env, settings, "172.18.0.5", "c0ffee") == {}
     # Unknown address: the name is still set, the URL is left to Faust's default.
     assert entrypoint.worker_environment({}, settings, None, "c0ffee") == {

@@ -52,13 +52,13 @@ KAFKA_SCALER_KEYS = frozenset(
 )
 
 
-def one(docs: Docs, kind: str) -> dict[str, Any]:
-    (doc,) = [d for (k, _), d in docs.items() if k == kind]
+def one(docs: Docs, kind: str, name: str | None = None) -> dict[str, Any]:
+    (doc,) = [d for (k, n), d in docs.items() if k == kind and name in (None, n)]
     return doc
 
 
-def worker_container(docs: Docs) -> dict[str, Any]:
-    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+def worker_container(docs: Docs, name: str = "streamvision-worker") -> dict[str, Any]:
+    (container,) = one(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
     return container
 
 
@@ -91,7 +91,7 @@ def test_core_resources_match_the_kubernetes_schemas(k8s_docs: Docs, version: st
 
 
 def test_strict_validation_catches_a_misplaced_field(k8s_docs: Docs) -> None:
-    broken = copy.deepcopy(one(k8s_docs, "Deployment"))
+    broken = copy.deepcopy(one(k8s_docs, "Deployment", "streamvision-worker"))
     broken["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paths"] = "/ready"
     with pytest.raises(kv.ValidationError):
         kv.validate(broken, kv.latest_version(), strict=True)
@@ -133,7 +133,7 @@ def test_settings_come_from_the_configmap_and_secret(k8s_docs: Docs) -> None:
 
 
 def test_worker_probes_and_gpu(k8s_docs: Docs) -> None:
-    deployment = one(k8s_docs, "Deployment")
+    deployment = one(k8s_docs, "Deployment", "streamvision-worker")
     container = worker_container(k8s_docs)
     settings = pod_settings(k8s_docs)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -150,15 +150,33 @@ def test_worker_probes_and_gpu(k8s_docs: Docs) -> None:
     assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
 
-def test_workers_advertise_a_reachable_url(k8s_docs: Docs) -> None:
-    env = [e["name"] for e in worker_container(k8s_docs)["env"]]
-    url = next(e["value"] for e in worker_container(k8s_docs)["env"] if e["name"] == "NODE_CANONICAL_URL")
-    assert url == f"http://$(POD_IP):{pod_settings(k8s_docs).web_port}"
-    assert env.index("POD_IP") < env.index("NODE_CANONICAL_URL"), "$(POD_IP) expands only if defined before"
+@pytest.mark.parametrize("deployment", ["streamvision-worker", "streamvision-stats"])
+def test_workers_advertise_a_reachable_url(k8s_docs: Docs, deployment: str) -> None:
+    container = worker_container(k8s_docs, deployment)
+    env = [e["name"] for e in container["env"]]
+    for name in ("NODE_CANONICAL_URL", "STREAMVISION_WEB_ADVERTISED_URL"):
+        url = next(e["value"] for e in container["env"] if e["name"] == name)
+        assert url == f"http://$(POD_IP):{pod_settings(k8s_docs).web_port}"
+        assert env.index("POD_IP") < env.index(name), "$(POD_IP) expands only if defined before"
+
+
+def test_inference_and_stats_run_as_separate_deployments(k8s_docs: Docs) -> None:
+    roles = {
+        name: next(
+            e["value"] for e in worker_container(k8s_docs, name)["env"] if e["name"] == "STREAMVISION_ROLE"
+        )
+        for name in ("streamvision-worker", "streamvision-stats")
+    }
+    assert roles == {"streamvision-worker": "inference", "streamvision-stats": "stats"}
+    stats = worker_container(k8s_docs, "streamvision-stats")
+    assert "nvidia.com/gpu" not in stats["resources"]["requests"], "only inference workers need a GPU"
+    assert stats["envFrom"] == worker_container(k8s_docs)["envFrom"]
+    labels = one(k8s_docs, "Deployment", "streamvision-stats")["spec"]["template"]["metadata"]["labels"]
+    assert one(k8s_docs, "Service")["spec"]["selector"].items() <= labels.items(), "views from any worker"
 
 
 def test_selectors_and_ports_line_up(k8s_docs: Docs) -> None:
-    pod_labels = one(k8s_docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = one(k8s_docs, "Deployment", "streamvision-worker")["spec"]["template"]["metadata"]["labels"]
     service, pdb, monitor = (
         one(k8s_docs, "Service"),
         one(k8s_docs, "PodDisruptionBudget"),
@@ -176,7 +194,7 @@ def test_selectors_and_ports_line_up(k8s_docs: Docs) -> None:
 
 
 def test_keda_scales_on_the_workers_lag_up_to_the_partition_count(k8s_docs: Docs) -> None:
-    scaled, deployment = one(k8s_docs, "ScaledObject"), one(k8s_docs, "Deployment")
+    scaled, deployment = one(k8s_docs, "ScaledObject"), one(k8s_docs, "Deployment", "streamvision-worker")
     settings = pod_settings(k8s_docs)
     spec = scaled["spec"]
     assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
@@ -213,9 +231,11 @@ def test_kustomize_renders_a_valid_namespaced_set(k8s_dir: Path) -> None:
             assert doc["metadata"]["namespace"] == kustomization["namespace"], doc["metadata"]["name"]
         if doc["kind"] not in CRD_SCHEMAS:
             core_validate(doc, None)
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
     image = kustomization["images"][0]
-    assert (
-        deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-        == f"{image['newName']}:{image['newTag']}"
-    )
+    assert len(deployments) == 2  # inference and stats
+    for deployment in deployments:
+        assert (
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            == f"{image['newName']}:{image['newTag']}"
+        )
