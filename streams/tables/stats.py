@@ -18,7 +18,11 @@ from typing import Any
 
 LATENCY_WINDOW = 256  # recent total_ms values kept for percentiles
 TOP_LABELS = 20
-RECENT_IDS = 512  # recent event ids, so redelivered events are not counted twice
+#: Recent event ids per source, so a redelivered event is not counted twice. After a crash the events
+#: redelivered are those whose rows were written but whose offsets were not committed yet: at most
+#: STATS_FLUSH_S + COMMIT_INTERVAL_S (1 s + 1 s) of a source's events, so 512 covers a source up to
+#: ~250 events/s (a camera sends 5-30). tests/integration/test_crash.py checks the counts after a kill.
+RECENT_IDS = 512
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:

@@ -29,6 +29,7 @@ from streams.devstack.processes import free_port
 from streams.io.kafka import bootstrap_servers
 from streams.io.publisher import ImagePublisher
 from streams.settings import Settings
+from tests.integration.conftest import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -172,4 +173,21 @@ async def test_kill_9_of_one_worker_loses_no_event(run, settings_factory, worker
     for event_id in checked:
         status, body = _get(f"{survivor.url}/api/results/{event_id}")
         assert status == 200 and body["event_id"] == event_id, (status, body)
+
+    # Statistics: each event counted once in its source's row, the redelivered ones included (the
+    # survivor rebuilt the victim's rows from their changelog and deduplicates by event id).
+    expected: dict[str, dict[str, int]] = {}
+    for i, kind in enumerate(ids.values()):
+        row = expected.setdefault(f"cam-{i % 16}", {"served": 0, "failed": 0})
+        row["failed" if kind == "bad" else "served"] += 1
+
+    def counts(answer: tuple[int, Any]) -> dict[str, dict[str, int]] | None:
+        status, body = answer
+        if status != 200:
+            return None
+        rows = body["sources"].items()
+        return {k: {"served": v.get("served", 0), "failed": v.get("failed", 0)} for k, v in rows}
+
+    counted = eventually(lambda: counts(_get(f"{survivor.url}/api/sources")), expected.__eq__, timeout=60)
+    assert counted == expected
     assert survivor.process.poll() is None
