@@ -7,7 +7,12 @@ Factories hand out uuid-named apps and topics, so tests never share state.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,25 +53,58 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield embedded.url
 
 
+def isolated_settings(
+    broker: EmbeddedBroker, redis_url: str, tmp: Path, prefix: str = "sv-test", **changes: Any
+) -> Settings:
+    """Settings for an isolated app: unique app id and topic names, its own data dir and MLflow."""
+    tag = uuid.uuid4().hex[:8]
+    base = {
+        "app_id": f"{prefix}-{tag}",
+        "broker": broker.url,
+        "redis_url": redis_url,
+        "data_dir": tmp / "data",
+        "web_port": free_port(),
+        "topic_partitions": 2,
+        "max_batch_wait_ms": 20,
+        **unique_topics(tag),
+    }
+    return Settings(**{**base, **changes})
+
+
 @pytest.fixture
 def settings_factory(broker: EmbeddedBroker, redis_url: str, tmp_path: Path):
-    """Settings for an isolated app: unique app id and topic names, its own data dir and MLflow."""
+    """Makes :func:`isolated_settings` in the test's own folder."""
 
     def make(**changes: Any) -> Settings:
-        tag = uuid.uuid4().hex[:8]
-        base = {
-            "app_id": f"sv-test-{tag}",
-            "broker": broker.url,
-            "redis_url": redis_url,
-            "data_dir": tmp_path / "data",
-            "web_port": free_port(),
-            "topic_partitions": 2,
-            "max_batch_wait_ms": 20,
-            **unique_topics(tag),
-        }
-        return Settings(**{**base, **changes})
+        return isolated_settings(broker, redis_url, tmp_path, **changes)
 
     return make
+
+
+def http_json(url: str, timeout: float = 15) -> tuple[int, Any]:
+    """(status, JSON body) of ``GET url``; (0, the error) when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+    except OSError as error:
+        return 0, str(error)
+
+
+def chromium() -> str:
+    """The Chromium to drive with playwright; skips the test (fails it in CI) when there is none."""
+    path = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        message = "needs Chromium (apt-get install chromium) and playwright (pip install playwright)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def run_sync(coro: Any) -> Any:

@@ -14,7 +14,6 @@ import os
 import struct
 import time
 import urllib.request
-import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ from PIL import Image
 from bench.soak import TINY_MODEL, register_tiny_model
 from schemas.codec import decode, encode, header
 from streams.devstack.broker import EmbeddedBroker
-from streams.devstack.processes import free_port
 from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, image_event
 from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.topology import partition_counts, unique_topics
+from streams.topology import partition_counts
+from tests.integration.conftest import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -177,18 +176,8 @@ def worker_run(
 ) -> Iterator[tuple[WorkerProcess, dict[str, list[Outcome]]]]:
     """One worker; every case published; the outputs of each case collected."""
     tmp = tmp_path_factory.mktemp("bad-input")
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        app_id=f"sv-bad-{tag}",
-        broker=broker.url,
-        redis_url=redis_url,
-        data_dir=tmp / "data",
-        web_port=free_port(),
-        topic_partitions=2,
-        max_batch_wait_ms=20,
-        models=(TINY_MODEL,),
-        max_image_bytes=MAX_IMAGE_BYTES,
-        **unique_topics(tag),
+    settings = isolated_settings(
+        broker, redis_url, tmp, prefix="sv-bad", models=(TINY_MODEL,), max_image_bytes=MAX_IMAGE_BYTES
     )
     register_tiny_model(settings)
     asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))

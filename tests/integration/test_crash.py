@@ -14,8 +14,6 @@ import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from typing import Any
 
@@ -29,7 +27,7 @@ from streams.devstack.processes import free_port
 from streams.io.kafka import bootstrap_servers
 from streams.io.publisher import ImagePublisher
 from streams.settings import Settings
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, http_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,14 +93,6 @@ def _kind(i: int) -> str:
     if i % BAD_EVERY == BAD_EVERY - 1:
         return "bad"
     return "upload" if i % UPLOAD_EVERY == 0 else "ok"
-
-
-def _get(url: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @pytest.mark.parametrize("run", range(RUNS))
@@ -171,7 +161,7 @@ async def test_kill_9_of_one_worker_loses_no_event(run, settings_factory, worker
     uploads = [i for i, kind in ids.items() if kind == "upload"]
     checked = sorted(set(uploads) & duplicated) + uploads[:50]
     for event_id in checked:
-        status, body = _get(f"{survivor.url}/api/results/{event_id}")
+        status, body = http_json(f"{survivor.url}/api/results/{event_id}")
         assert status == 200 and body["event_id"] == event_id, (status, body)
 
     # Statistics: each event counted once in its source's row, the redelivered ones included (the
@@ -188,6 +178,8 @@ async def test_kill_9_of_one_worker_loses_no_event(run, settings_factory, worker
         rows = body["sources"].items()
         return {k: {"served": v.get("served", 0), "failed": v.get("failed", 0)} for k, v in rows}
 
-    counted = eventually(lambda: counts(_get(f"{survivor.url}/api/sources")), expected.__eq__, timeout=60)
+    counted = eventually(
+        lambda: counts(http_json(f"{survivor.url}/api/sources")), expected.__eq__, timeout=60
+    )
     assert counted == expected
     assert survivor.process.poll() is None

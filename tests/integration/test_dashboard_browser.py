@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from PIL import Image
 from streams.devstack.processes import free_port
 from streams.feeders.demo import DEMO_CLASSIFIER, ensure_demo_models, sample_cameras
 from streams.security.keys import ApiKeyStore
-from tests.integration.conftest import run_sync
+from tests.integration.conftest import chromium, run_sync
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +30,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 BUS_LIKE = {"school bus", "trolleybus", "minibus", "passenger car", "streetcar", "tram", "moving van"}
 
 
-def _chromium() -> str:
-    path = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path is None:
-        message = "needs Chromium (apt-get install chromium) and playwright (pip install playwright)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 @pytest.mark.slow
 def test_dashboard_uploads_a_photo_and_shows_its_result(settings_factory, worker_factory) -> None:
     """With auth on: the page signs in with the key in its URL fragment, under the worker's CSP."""
-    chromium = _chromium()
+    browser_path = chromium()
     from playwright.sync_api import expect, sync_playwright
 
     settings = settings_factory(auth_enabled=True)
@@ -63,7 +47,7 @@ def test_dashboard_uploads_a_photo_and_shows_its_result(settings_factory, worker
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            executable_path=browser_path, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -278,13 +262,15 @@ def pixel(canvas, x: int, y: int) -> list[int]:
 
 
 def test_dashboard_renders_boxes_drift_alerts_verdicts_and_reconnects() -> None:
-    chromium = _chromium()
+    browser_path = chromium()
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     page_errors: list[str] = []
     with ScriptedApi() as api, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=browser_path, headless=True, args=["--no-sandbox"]
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.on("pageerror", lambda error: page_errors.append(str(error)))

@@ -13,8 +13,6 @@ on one worker (the last one stops the store).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import urllib.error
 import urllib.request
 import uuid
@@ -28,14 +26,13 @@ import boto3
 import pytest
 
 from streams.devstack.broker import EmbeddedBroker
-from streams.devstack.processes import free_port
 from streams.devstack.worker import WorkerProcess, start_worker
 from streams.feeders.demo import DEMO_DETECTOR, ensure_person_detector, sample_cameras
 from streams.io.kafka import ensure_topics
 from streams.io.publisher import ImagePublisher
 from streams.settings import Settings
-from streams.topology import partition_counts, unique_topics
-from tests.integration.conftest import S3Server, eventually, read_topic, run_sync
+from streams.topology import partition_counts
+from tests.integration.conftest import S3Server, chromium, eventually, isolated_settings, read_topic, run_sync
 from tests.redaction.checks import MIN_SHARPNESS_DROP, check_redacted, decode_pixels
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -67,16 +64,12 @@ def served(
     broker: EmbeddedBroker, redis_url: str, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """One worker serving the detector; the photos sent as camera frames and one upload, all served."""
-    tmp, tag = tmp_path_factory.mktemp("redaction"), uuid.uuid4().hex[:8]
-    settings = Settings(
-        app_id=f"sv-redaction-{tag}",
-        broker=broker.url,
-        redis_url=redis_url,
-        data_dir=tmp / "data",
-        web_port=free_port(),
-        topic_partitions=2,
-        max_batch_wait_ms=20,
-        **unique_topics(tag),
+    tmp = tmp_path_factory.mktemp("redaction")
+    settings = isolated_settings(
+        broker,
+        redis_url,
+        tmp,
+        prefix="sv-redaction",
         models=(DEMO_DETECTOR,),
         object_store_url=s3_server.url,
         object_store_bucket=f"frames-{uuid.uuid4().hex[:8]}",
@@ -150,21 +143,14 @@ def test_the_result_and_frames_apis_return_the_redacted_frame(served: Served) ->
 
 
 def test_the_dashboard_draws_the_latest_redacted_frame_per_camera(served: Served) -> None:
-    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        chromium = None
-    if chromium is None:
-        message = "needs Chromium (apt-get install chromium) and playwright"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    browser_path = chromium()
+    from playwright.sync_api import expect, sync_playwright
+
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            executable_path=browser_path, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})

@@ -3,9 +3,6 @@ the tables and views (``--role inference|stats``, as the benchmark and productio
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import numpy as np
@@ -14,20 +11,12 @@ import pytest
 from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
 from streams.devstack.processes import free_port
 from streams.io.publisher import ImagePublisher
-from tests.integration.conftest import eventually, read_topic, run_sync
+from tests.integration.conftest import eventually, http_json, read_topic, run_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EVENTS = 120
 SOURCES = 6
-
-
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 async def _publish(settings, images: list[bytes]) -> list[str]:
@@ -48,7 +37,7 @@ def test_an_inference_worker_serves_and_a_stats_worker_counts(settings_factory, 
     inference = worker_factory(settings.copy(worker_name="inference", role="inference"))
     stats = worker_factory(settings.copy(worker_name="stats", role="stats", web_port=free_port()))
     for worker in (inference, stats):
-        assert _get(worker.url + "/ready")[0] == 200
+        assert http_json(worker.url + "/ready")[0] == 200
 
     rng = np.random.default_rng(3)
     ids = run_sync(_publish(settings, [random_jpeg(rng) for _ in range(10)]))
@@ -58,14 +47,14 @@ def test_an_inference_worker_serves_and_a_stats_worker_counts(settings_factory, 
 
     # The stats worker owns every partition of the output topics: its views count every result.
     listing = eventually(
-        lambda: _get(stats.url + "/api/sources"),
+        lambda: http_json(stats.url + "/api/sources"),
         lambda r: r[0] == 200 and sum(s.get("served", 0) for s in _sources(r[1])) == EVENTS,
         timeout=60,
     )[1]
     assert len(_sources(listing)) == SOURCES
-    status, one = _get(stats.url + "/api/sources/cam-0")
+    status, one = http_json(stats.url + "/api/sources/cam-0")
     assert status == 200 and one["served"] == EVENTS // SOURCES
-    status, model = _get(stats.url + f"/api/models/{TINY_MODEL}")
+    status, model = http_json(stats.url + f"/api/models/{TINY_MODEL}")
     assert status == 200 and model["serving"]["champion"] == "1"  # follows the registry, loads nothing
 
 

@@ -5,12 +5,9 @@ restarted leaves the views complete, and every event counted once."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import urllib.error
-import urllib.request
 from typing import Any
 
 import numpy as np
@@ -21,7 +18,7 @@ from schemas.codec import encode
 from streams.devstack.processes import free_port
 from streams.io.kafka import bootstrap_servers
 from streams.io.publisher import ImagePublisher
-from tests.integration.conftest import eventually, read_topic, run_sync
+from tests.integration.conftest import eventually, http_json, read_topic, run_sync
 from tests.integration.test_drift import synthetic_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,23 +32,15 @@ DRIFTED_CAMERAS = [f"cam-{i}" for i in range(0, CAMERAS, 5)]  # six cameras, ove
 PER_WORKER = {"worker", "last_refresh"}
 
 
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-    except OSError as error:
-        return 0, str(error)
-
-
 def _answer(body: Any) -> Any:
     return {k: v for k, v in body.items() if k not in PER_WORKER} if isinstance(body, dict) else body
 
 
 def _views(workers, paths: list[str]) -> list[dict[str, Any]]:
     """Every worker's answer to every path, without the fields that name the worker."""
-    return [{path: (lambda r: (r[0], _answer(r[1])))(_get(w.url + path)) for path in paths} for w in workers]
+    return [
+        {path: (lambda r: (r[0], _answer(r[1])))(http_json(w.url + path)) for path in paths} for w in workers
+    ]
 
 
 def _agree(workers, paths: list[str], done, timeout: float) -> list[dict[str, Any]]:
@@ -160,7 +149,7 @@ def test_three_workers_give_one_answer_one_alert_and_survive_a_kill(settings_fac
     probe_rng = random.Random(5)
     run_sync(_produce(settings, _probe_events(0, PROBE_BASELINE, 0.5, probe_rng)))
     eventually(
-        lambda: _get(stats_a.url + "/api/drift")[1],
+        lambda: http_json(stats_a.url + "/api/drift")[1],
         lambda drift: (
             f"{PROBE}|1|*" not in drift["baselines"] and any(k.startswith(PROBE) for k in drift["baselines"])
         ),
@@ -171,7 +160,7 @@ def test_three_workers_give_one_answer_one_alert_and_survive_a_kill(settings_fac
     fired = [(key, v["source_id"], v["metric"], v["state"]) for key, v in alerts]
     assert fired[0] == (f"{PROBE}|1|*".encode(), "*", "brightness_psi", "FIRING"), fired
     active = eventually(
-        lambda: [_get(w.url + "/api/alerts")[1] for w in (inference, stats_a, stats_b)],
+        lambda: [http_json(w.url + "/api/alerts")[1] for w in (inference, stats_a, stats_b)],
         lambda answers: all(a["active"] and _answer(a) == _answer(answers[0]) for a in answers),
         timeout=30,
     )[0]["active"]
@@ -187,7 +176,7 @@ def test_three_workers_give_one_answer_one_alert_and_survive_a_kill(settings_fac
     more = run_sync(_publish(settings, rng, MORE))
     os.kill(stats_b.process.pid, signal.SIGKILL)
     stats_b.process.wait(30)
-    gap = _get(inference.url + "/api/sources")
+    gap = http_json(inference.url + "/api/sources")
     assert gap[0] == 200  # the inference worker still answers, saying what it lacks while a worker is gone
     stats_b = worker_factory(stats_b_settings)
     probes = PROBE_BASELINE + 4 * PROBE_WINDOW  # the synthetic results of step 2 are on the topic too
