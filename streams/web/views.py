@@ -59,6 +59,7 @@ def newest(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def local_answer(runtime: WorkerRuntime, rows: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A worker's own answer to a peer (``?scope=local``): the rows it holds and its partitions."""
     return {
+        "app": runtime.settings.app_id,  # a port reused by another deployment's worker is not a peer
         "worker": runtime.settings.worker_id,
         "partitions": runtime.owned_partitions(),
         "rows": rows,
@@ -85,6 +86,8 @@ async def gather_rows(
         return local()
 
     gathered = await runtime.fan_out.gather(request.path, mine if local else None, forwarded(request))
+    app_id = runtime.settings.app_id
+    gathered.answers = [answer for answer in gathered.answers if answer.get("app") == app_id]
     copies: dict[str, list[Any]] = {}
     for answer in gathered.answers:
         for key, value in answer["rows"].items():
