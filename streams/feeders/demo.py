@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import itertools
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -22,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from inference.builders import build_efficientnet_lite0
 from schemas.codec import decode, make_registry
 from streams.devstack.processes import EmbeddedError, port_in_use, stop_on_signals
-from streams.devstack.stack import EmbeddedStack
+from streams.devstack.stack import EmbeddedStack, memory_outlook
 from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, content_type_for
@@ -116,6 +117,11 @@ async def feed_cameras(settings: Settings, fps: float, drift_after_s: float | No
             await asyncio.sleep(1.0 / fps)
 
 
+def machine_memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def format_result(result: dict[str, Any]) -> str:
     top = result["predictions"][0] if result["predictions"] else {"label": "-", "score": 0.0}
     model = result["model"]
@@ -181,6 +187,8 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
     try:
         with EmbeddedStack(settings) as stack:
             settings = stack.settings
+            if stack.broker is not None:
+                print(memory_outlook(fps * len(sample_cameras()), machine_memory_bytes()), flush=True)
             asyncio.run(
                 ensure_topics(
                     bootstrap_servers(settings.broker_url),

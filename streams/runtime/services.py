@@ -26,6 +26,7 @@ from streams.pipeline.core import InferencePipeline
 from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
+from streams.runtime.memory import BrokerMemoryGuard
 from streams.runtime.models import ModelRegistryService
 from streams.settings import Settings
 from streams.topology import Topology
@@ -147,12 +148,15 @@ class WorkerRuntime(Service):
         self.live = LiveHub()
         self.drift = DriftRuntime(settings, topology, self.live, registry=self._registry)
         self.pipeline_created = asyncio.Event()
+        self.broker_memory = BrokerMemoryGuard(settings.embedded_broker_pid, settings.broker_rss_limit_mb)
 
     def _registry(self) -> Any:
         return self.models.registry if self.models is not None else None
 
     async def on_start(self) -> None:
         settings = self.settings
+        if settings.embedded_broker_pid is not None:
+            self.add_future(self._watch_broker_memory())
         if settings.redis_url:
             registry_id = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
             self.store = RedisStore(
@@ -203,6 +207,12 @@ class WorkerRuntime(Service):
             self.pipeline.close()
         if self.store is not None:
             await self.store.close()
+
+    async def _watch_broker_memory(self) -> None:
+        """The embedded broker's memory guard (see :mod:`streams.runtime.memory`), every few seconds."""
+        while not self.should_stop:
+            self.broker_memory.check()
+            await self.sleep(self.settings.broker_memory_check_s)
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:
