@@ -589,6 +589,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def to_json(result: dict[str, Any]) -> str:
+    """The result as JSON: the figures indented, one line per sample."""
+    head = json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=1)
+    rows = ",\n".join("  " + json.dumps(sample) for sample in result["samples"])
+    return head[:-2] + ',\n "samples": [\n' + rows + "\n ]\n}"
+
+
 # --- command line --------------------------------------------------------------------------------------
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
@@ -627,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run(plan, data_dir.resolve())
     if args.plot:
         plot(result, args.plot)
-    text = json.dumps(result, indent=1)
+    text = to_json(result)
     if args.out:
         args.out.write_text(text + "\n")
         summary = {k: v for k, v in result.items() if k not in ("samples", "first_error_lines")}
