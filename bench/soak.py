@@ -284,6 +284,50 @@ async def broker_topics(settings: Settings, limit_s: float = 300.0) -> dict[str,
     return dict(sorted(held.items(), key=lambda item: -item[1]["bytes"]))
 
 
+async def locate(settings: Settings, event_ids: set[str], limit: int = 20) -> dict[str, Any]:
+    """Where (partition, offset) ``event_ids`` are in the input topic, and the group's committed offsets
+    (to tell an event the worker skipped from one it still holds)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from schemas.codec import decode, make_registry
+    from streams.io.kafka import bootstrap_servers
+
+    registry = make_registry(settings.schema_registry_url)
+    consumer = AIOKafkaConsumer(
+        settings.topic_raw,
+        bootstrap_servers=bootstrap_servers(settings.broker_url),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    found: dict[str, list[int]] = {}
+    await consumer.start()
+    try:
+        while batch := await consumer.getmany(timeout_ms=1500, max_records=10_000):
+            for messages in batch.values():
+                for m in messages:
+                    event_id = decode(m.value, registry=registry)[1].get("event_id")
+                    if event_id in event_ids:
+                        found[event_id] = [m.partition, m.offset]
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(settings.broker_url))
+    committed: dict[str, int] | None = None
+    await admin.start()
+    try:  # the embedded broker's OffsetFetch answer is one aiokafka's admin cannot decode
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+        committed = {f"{tp.topic}:{tp.partition}": meta.offset for tp, meta in offsets.items()}
+    except Exception as exc:  # a diagnostic: report what could not be read
+        log.warning("committed offsets unavailable: %s", exc)
+    finally:
+        await admin.close()
+    return {
+        "events": dict(sorted(found.items(), key=lambda item: item[1])[:limit]),
+        "not_in_input": len(event_ids - set(found)),
+        "committed": committed,
+    }
+
+
 def redis_state(url: str) -> tuple[int | None, int | None]:
     """(key count, used memory in bytes) of the Redis at ``url``, Nones while it does not answer."""
     import redis
@@ -320,6 +364,7 @@ class Soak:
         self.samples: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []  # faults: {"t", "what", ...}
         self.sent = 0
+        self.sent_ids: list[str] = []
         self.payload_retries = 0
         self._latency_seen = 0
 
@@ -389,7 +434,7 @@ class Soak:
 
         while True:
             try:
-                await publisher.publish(
+                event = await publisher.publish(
                     photos[self.sent % len(photos)],
                     source_id=f"soak-{self.sent % 8}",
                     content_type="image/jpeg",
@@ -399,6 +444,7 @@ class Soak:
             except (RedisError, OSError):
                 self.payload_retries += 1
                 await asyncio.sleep(0.1)
+        self.sent_ids.append(event["event_id"])
         self.sent += 1
 
     async def run(self) -> dict[str, Any]:
@@ -437,6 +483,8 @@ class Soak:
                 await asyncio.sleep(1.0)
             await asyncio.to_thread(self.sample)
             held = await broker_topics(self.settings)
+            missing = set(self.sent_ids) - self.observer.served - self.observer.dead
+            where = await locate(self.settings, missing) if missing else {}
         finally:
             observing.cancel()
             await asyncio.gather(observing, return_exceptions=True)
@@ -445,6 +493,7 @@ class Soak:
         return {
             "plan": dataclasses.asdict(self.plan),
             **summarise(self.samples, self.observer, self.sent, self.plan),
+            "missing_events": where,
             "broker_topics": held,
             "broker_record_bytes_per_event": round(
                 sum(t["bytes"] for t in held.values()) / max(1, self.sent)
