@@ -30,7 +30,7 @@ from streams.io.publisher import ImagePublisher, content_type_for
 from streams.io.registry import open_registry
 from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.topology import partition_counts
+from streams.topology import partition_counts, topic_configs
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180
@@ -194,6 +194,7 @@ def run_demo(settings: Settings, *, fps: float = 2.0, drift_after_s: float | Non
                     bootstrap_servers(settings.broker_url),
                     partition_counts(settings),
                     settings.topic_replicas,
+                    topic_configs(settings),
                 )
             )
             print("registering demo models in MLflow (first run only)...", flush=True)
