@@ -103,6 +103,17 @@ DRIFT_ALERTS_ACTIVE = Gauge(
     registry=REGISTRY,
 )
 
+BROKER_RSS = Gauge(
+    "streamvision_broker_rss_bytes",
+    "Resident memory of the embedded broker (watched on the embedded stack only).",
+    registry=REGISTRY,
+)
+BROKER_MEMORY_OVER_LIMIT = Gauge(
+    "streamvision_broker_memory_over_limit",
+    "1 while the embedded broker's memory is over STREAMVISION_BROKER_RSS_LIMIT_MB.",
+    registry=REGISTRY,
+)
+
 # Where an event's time goes in the worker (streams.pipeline.stages adds to them, the benchmark reads them).
 STAGE_EVENTS = Counter(
     "streamvision_stage_events", "Events through each stage.", ["stage"], registry=REGISTRY

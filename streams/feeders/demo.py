@@ -13,6 +13,7 @@ import asyncio
 import importlib.util
 import itertools
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -25,14 +26,14 @@ from aiokafka import AIOKafkaConsumer
 from inference.builders import build_efficientnet_lite0
 from schemas.codec import decode, make_registry
 from streams.devstack.processes import EmbeddedError, port_in_use, stop_on_signals
-from streams.devstack.stack import EmbeddedStack
+from streams.devstack.stack import EmbeddedStack, memory_outlook
 from streams.devstack.worker import WorkerProcess, start_worker
 from streams.io.kafka import bootstrap_servers, ensure_topics
 from streams.io.publisher import ImagePublisher, content_type_for
 from streams.io.registry import open_registry
 from streams.io.store import RedisStore
 from streams.settings import Settings
-from streams.topology import partition_counts
+from streams.topology import partition_counts, topic_configs
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 180
@@ -158,6 +159,11 @@ async def feed_cameras(settings: Settings, fps: float, drift_after_s: float | No
             await asyncio.sleep(1.0 / fps)
 
 
+def machine_memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def format_result(result: dict[str, Any]) -> str:
     top = result["predictions"][0] if result["predictions"] else {"label": "-", "score": 0.0}
     model = result["model"]
@@ -246,11 +252,14 @@ def run_demo(
     try:
         with EmbeddedStack(settings) as stack:
             settings = stack.settings
+            if stack.broker is not None:
+                print(memory_outlook(fps * len(sample_cameras()), machine_memory_bytes()), flush=True)
             asyncio.run(
                 ensure_topics(
                     bootstrap_servers(settings.broker_url),
                     partition_counts(settings),
                     settings.topic_replicas,
+                    topic_configs(settings),
                 )
             )
             print("registering demo models in MLflow (first run only)...", flush=True)

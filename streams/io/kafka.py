@@ -28,8 +28,13 @@ def bootstrap_servers(url: str) -> str:
     return ",".join(hosts)
 
 
-async def ensure_topics(bootstrap: str, topics: dict[str, int], replicas: int = 1) -> list[str]:
-    """Create the topics that do not exist yet, with their partition counts (idempotent).
+async def ensure_topics(
+    bootstrap: str,
+    topics: dict[str, int],
+    replicas: int = 1,
+    configs: dict[str, dict[str, str]] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet, with their partition counts and configs (idempotent).
 
     Uses only the standard Kafka admin API, so it works on Apache Kafka, Redpanda and Tansu.
     Existing topics are left as they are (a warning is logged when they have fewer partitions).
@@ -38,6 +43,7 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replicas: int = 
         bootstrap: ``host:port[,host:port]`` or a ``kafka://`` URL.
         topics: topic name -> partition count.
         replicas: replication factor of new topics.
+        configs: topic name -> topic configs of new topics (``streams.topology.topic_configs``).
 
     Returns:
         The names of the topics this call created.
@@ -57,7 +63,12 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int], replicas: int = 
         for name, count in topics.items():
             if name in existing and existing[name] < count:
                 log.warning("topic %s has %d partitions, %d wanted", name, existing[name], count)
-        missing = [NewTopic(n, p, replicas) for n, p in topics.items() if n not in existing]
+        configs = configs or {}
+        missing = [
+            NewTopic(n, p, replicas, topic_configs=configs.get(n, {}))
+            for n, p in topics.items()
+            if n not in existing
+        ]
         if not missing:
             return []
         response = await admin.create_topics(missing)

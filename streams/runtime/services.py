@@ -28,6 +28,7 @@ from streams.pipeline.core import InferencePipeline
 from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
+from streams.runtime.memory import BrokerMemoryGuard
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
 from streams.security.guard import Guard
@@ -155,6 +156,7 @@ class WorkerRuntime(Service):
         self.peers: PeerDirectory | None = None
         self.fan_out: FanOut | None = None
         self.guard = Guard(settings)  # the web server's credentials and quotas (streams.web.security)
+        self.broker_memory = BrokerMemoryGuard(settings.embedded_broker_pid, settings.broker_rss_limit_mb)
 
     def _registry(self) -> Any:
         return self.models.registry if self.models is not None else None
@@ -162,6 +164,8 @@ class WorkerRuntime(Service):
     async def on_start(self) -> None:
         settings = self.settings
         (log.warning if self.guard.exposed() else log.info)("%s", self.guard.describe())
+        if settings.embedded_broker_pid is not None:
+            self.add_future(self._watch_broker_memory())
         if settings.redis_url:
             registry_id = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
             self.store = RedisStore(
@@ -249,6 +253,12 @@ class WorkerRuntime(Service):
         if days is not None and isinstance(self.images, LocalImageStore) and self.images.root.is_dir():
             removed = await asyncio.to_thread(self.images.sweep, days * 86400.0)
             log.info("deleted %d stored frames older than %g days", removed, days)
+
+    async def _watch_broker_memory(self) -> None:
+        """The embedded broker's memory guard (see :mod:`streams.runtime.memory`), every few seconds."""
+        while not self.should_stop:
+            self.broker_memory.check()
+            await self.sleep(self.settings.broker_memory_check_s)
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:

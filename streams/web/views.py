@@ -112,14 +112,27 @@ def _health_pages(app: Any, runtime: WorkerRuntime) -> None:
 
     @app.page("/ready")
     async def ready(self: web.View, request: web.Request) -> web.Response:
-        """Readiness: consumer group joined with partitions assigned, and every served model loaded."""
+        """Readiness: consumer group joined with partitions assigned, every served model loaded and, on
+        the embedded stack, the broker under its memory limit (``reasons`` says what is wrong)."""
         models = runtime.models
+        guard = runtime.broker_memory
         checks = {
             "broker": not app.rebalancing and app.consumer is not None and bool(app.consumer.assignment()),
             "models": bool(models and models.ready),
+            "broker_memory": not guard.over_limit,
         }
+        reasons = [
+            reason
+            for check, reason in (
+                ("broker", "no partitions assigned yet (consumer group joining or rebalancing)"),
+                ("models", "models not loaded yet"),
+                ("broker_memory", guard.reason),
+            )
+            if not checks[check]
+        ]
         ok = all(checks.values())
-        return self.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+        body = {"ready": ok, "checks": checks, "reasons": reasons, "broker_rss_bytes": guard.rss}
+        return self.json(body, status=200 if ok else 503)
 
     @app.page("/metrics")
     async def prometheus(self: web.View, request: web.Request) -> web.Response:

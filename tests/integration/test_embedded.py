@@ -23,6 +23,7 @@ from streams.devstack.redis import EmbeddedRedis
 from streams.devstack.stack import EmbeddedStack
 from streams.io.kafka import ensure_topics
 from streams.settings import MB, Settings
+from streams.topology import partition_counts, topic_configs, unique_topics
 from tests.integration.conftest import topic_partitions
 
 pytestmark = pytest.mark.integration
@@ -204,3 +205,92 @@ async def test_table_recovery_reads_to_the_last_record_of_a_batch(broker: Embedd
     found = await last_offsets([URL(broker.url)], reported)
     assert found == {TopicPartition(topic, 1): 11}  # the empty partition 0 has no last record
     assert reported[TopicPartition(topic, 1)] <= 11
+
+
+async def _topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
+    """The configs the broker reports for ``names`` (DescribeConfigs)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    finally:
+        await admin.close()
+    return {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for response in responses
+        for resource in response.resources
+    }
+
+
+async def test_topics_are_created_with_their_retention(broker: EmbeddedBroker):
+    settings = Settings(broker=broker.url, **unique_topics(uuid.uuid4().hex[:8]), dlq_retention_ms=7_000_000)
+    wanted = topic_configs(settings)
+    await ensure_topics(broker.bootstrap, partition_counts(settings), 1, wanted)
+    reported = await _topic_configs(broker.bootstrap, list(wanted))
+    for name, configs in wanted.items():
+        assert {key: reported[name].get(key) for key in configs} == configs, name
+    assert reported[settings.topic_dlq]["retention.ms"] == "7000000"
+
+
+def test_embedded_stack_claim_checks_images_and_bounds_redis(tmp_path: Path):
+    """On the embedded stack a photo travels as a ~100-byte reference, and a full Redis evicts payloads
+    (short TTL) but keeps pending markers and results."""
+    from streams.feeders.demo import sample_cameras
+    from streams.io.publisher import ImagePublisher
+    from streams.io.store import PAYLOAD_PREFIX, PENDING, RESULT_PREFIX, RedisStore
+    from tests.integration.conftest import read_topic
+
+    base = Settings(data_dir=tmp_path / "data", broker_port=free_port(), embedded_redis_maxmemory_mb=4)
+    photo = sample_cameras()["cam-street"][0].read_bytes()
+    with EmbeddedStack(base) as stack:
+        settings = stack.settings
+        assert stack.broker is not None and settings.embedded_broker_pid == stack.broker.pid
+        assert (settings.claim_check_bytes, settings.claim_check_ttl_s) == (
+            base.embedded_claim_check_bytes,
+            base.embedded_claim_check_ttl_s,
+        )
+        client = redis.Redis.from_url(stack.redis_url)
+        assert client.config_get("maxmemory") == {"maxmemory": str(4 * MB)}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-ttl"}
+
+        async def publish_and_fill() -> None:
+            store = RedisStore(stack.redis_url, ttl_s=settings.result_ttl_s)
+            await ensure_topics(settings.broker_url, partition_counts(settings), 1, topic_configs(settings))
+            async with ImagePublisher(settings, store) as publisher:
+                event = await publisher.publish(photo, source_id="cam-street", content_type="image/jpeg")
+            assert event["image"] is None and event["image_ref"].startswith(PAYLOAD_PREFIX)
+            assert await store.get_payload(event["image_ref"]) == photo
+            assert await store.mark_pending("waiting")
+            await store.put_result("done", {"event_id": "done"})
+            for _ in range(80):  # ~10 MB of payloads into 4 MB
+                await store.put_payload(photo, settings.claim_check_ttl_s)
+            await store.close()
+
+        asyncio.run(publish_and_fill())
+        [(key, record)] = asyncio.run(read_topic(settings, settings.topic_raw, count=1))
+        assert key == b"cam-street" and record["image_ref"] and record["image"] is None
+        raw = asyncio.run(_raw_sizes(settings))
+        assert raw and max(raw) < 1024, raw  # the record in the broker: the reference, not the photo
+        assert int(client.info("stats")["evicted_keys"]) > 0
+        assert int(client.info("memory")["used_memory"]) <= 4 * MB
+        assert client.get(RESULT_PREFIX + "waiting") == PENDING
+        assert client.get(RESULT_PREFIX + "done") is not None
+        client.close()
+
+
+async def _raw_sizes(settings: Settings) -> list[int]:
+    """Sizes of the records in ``settings.topic_raw``."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_raw,
+        bootstrap_servers=settings.broker_url.split("://")[1],
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+    finally:
+        await consumer.stop()
+    return [len(m.value) for messages in batches.values() for m in messages]

@@ -482,6 +482,14 @@ async function refreshAlerts() {
   renderAlerts();
 }
 
+// --- readiness: why this worker is not ready (e.g. the embedded broker over its memory limit) ------
+async function refreshHealth() {
+  const { status, body } = await getJSON("/ready").catch(() => ({ status: 0, body: null }));
+  const reasons = status === 200 ? [] : (body && body.reasons) || ["worker not answering /ready"];
+  $("health").textContent = reasons.join(" · ");
+  $("health").hidden = reasons.length === 0;
+}
+
 // --- start ---------------------------------------------------------------------------------------
 function every(ms, task) {
   const run = () => task().catch((error) => console.warn(task.name, error)).finally(() => setTimeout(run, ms));
@@ -496,4 +504,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   every(5000, refreshModels);
   every(5000, refreshDrift);
   every(5000, refreshAlerts);
+  every(5000, refreshHealth);
 });

@@ -156,6 +156,16 @@ def test_topic_script_matches_the_settings(repo: Path) -> None:
         assert defaults["STREAMVISION_" + field.upper()] == Settings.model_fields[field].default, field
 
 
+def test_topic_script_retention_matches_the_settings(repo: Path) -> None:
+    from streams.settings import Settings
+
+    script = (repo / "deploy" / "compose" / "create-topics.sh").read_text()
+    defaults = dict(re.findall(r"\$\{(STREAMVISION_[A-Z_]*RETENTION[A-Z_]*):-([^}]+)\}", script))
+    fields = ("retention_ms", "retention_bytes", "dlq_retention_ms", "dlq_retention_bytes")
+    assert defaults == {"STREAMVISION_" + f.upper(): str(Settings.model_fields[f].default) for f in fields}
+    assert '--config "retention.ms=$ms" --config "retention.bytes=$bytes"' in script
+
+
 def test_mlflow_server_matches_the_client_pin(compose: dict[str, Any], repo: Path) -> None:
     deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
     pin = next(d.split("==")[1] for d in deps if d.startswith("mlflow=="))

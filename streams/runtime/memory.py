@@ -1,0 +1,91 @@
+"""The memory guard of the embedded broker, which keeps every record in memory and ignores retention.
+
+The embedded stack tells its worker the broker's pid (``settings.embedded_broker_pid``); the worker
+reads the broker's resident memory every ``broker_memory_check_s``. Past ``broker_rss_limit_mb`` it logs a
+warning, ``/ready`` answers 503 with the reason (the dashboard shows it) and
+``streamvision_broker_memory_over_limit`` is 1. Nothing is dropped: the reason tells the user to restart
+the demo (which starts an empty broker) or to use a real Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` (Linux ``/proc``).
+
+    Raises:
+        OSError: no such process.
+        RuntimeError: its status has no VmRSS line (a zombie).
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class BrokerMemoryGuard:
+    """Watches one process's RSS against a limit.
+
+    Args:
+        pid: The embedded broker's pid (None: nothing to watch, every check passes).
+        limit_mb: The RSS above which the broker is reported over its limit.
+
+    Example:
+        >>> import os
+        >>> guard = BrokerMemoryGuard(os.getpid(), limit_mb=1)
+        >>> guard.check(), guard.over_limit
+        (False, True)
+        >>> guard.reason.startswith("embedded broker uses")
+        True
+    """
+
+    def __init__(self, pid: int | None, limit_mb: int) -> None:
+        self.pid = pid
+        self.limit_bytes = limit_mb * MB
+        self.rss: int | None = None
+        self.over_limit = False
+
+    @property
+    def reason(self) -> str | None:
+        """Why the broker is not fine, in words (None while it is)."""
+        if not self.over_limit or self.rss is None:
+            return None
+        return (
+            f"embedded broker uses {self.rss / MB:,.0f} MB, "
+            f"over its limit of {self.limit_bytes / MB:,.0f} MB "
+            f"(STREAMVISION_BROKER_RSS_LIMIT_MB): it keeps every record in memory; restart the demo to "
+            f"empty it, or use a real Kafka (STREAMVISION_BROKER)"
+        )
+
+    def check(self) -> bool:
+        """Read the RSS, update the metrics, log when the limit is crossed either way.
+
+        Returns:
+            Whether the broker is within its limit (True when there is nothing to watch).
+        """
+        if self.pid is None:
+            return True
+        try:
+            self.rss = rss_bytes(self.pid)
+        except (OSError, RuntimeError) as exc:
+            log.debug("cannot read the broker's memory (pid %s): %s", self.pid, exc)
+            return not self.over_limit
+        metrics.BROKER_RSS.set(self.rss)
+        over = self.rss > self.limit_bytes
+        if over and not self.over_limit:
+            self.over_limit = True
+            log.warning("%s", self.reason)
+        elif not over and self.over_limit:
+            self.over_limit = False
+            log.warning("embedded broker back under its memory limit (%.0f MB)", self.rss / MB)
+        metrics.BROKER_MEMORY_OVER_LIMIT.set(1 if self.over_limit else 0)
+        return not self.over_limit

@@ -1,0 +1,60 @@
+"""streams.runtime.memory: the embedded broker's memory guard, on real processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streams import metrics
+from streams.runtime.memory import MB, BrokerMemoryGuard, rss_bytes
+
+
+def _gauge(gauge) -> float:
+    return gauge._value.get()
+
+
+def test_rss_of_this_process_is_what_proc_says() -> None:
+    assert 10 * MB < rss_bytes(os.getpid()) < 64 * 1024 * MB
+
+
+def test_under_the_limit_is_fine_and_exported() -> None:
+    guard = BrokerMemoryGuard(os.getpid(), limit_mb=1024 * 1024)
+    assert guard.check()
+    assert not guard.over_limit and guard.reason is None
+    assert _gauge(metrics.BROKER_RSS) == guard.rss > 0
+    assert _gauge(metrics.BROKER_MEMORY_OVER_LIMIT) == 0
+
+
+def test_over_the_limit_warns_once_says_why_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    guard = BrokerMemoryGuard(os.getpid(), limit_mb=1)
+    with caplog.at_level(logging.WARNING, logger="streams.runtime.memory"):
+        assert not guard.check()
+        assert not guard.check()
+    assert [r.getMessage() for r in caplog.records] == [guard.reason]
+    assert guard.reason is not None and "over its limit of 1 MB" in guard.reason
+    assert "STREAMVISION_BROKER_RSS_LIMIT_MB" in guard.reason
+    assert _gauge(metrics.BROKER_MEMORY_OVER_LIMIT) == 1
+
+    guard.limit_bytes = 1024 * 1024 * MB
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="streams.runtime.memory"):
+        assert guard.check()
+    assert "back under its memory limit" in caplog.text
+    assert guard.reason is None and _gauge(metrics.BROKER_MEMORY_OVER_LIMIT) == 0
+
+
+def test_a_vanished_broker_keeps_the_last_verdict() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    guard = BrokerMemoryGuard(child.pid, limit_mb=1)
+    assert guard.check()  # nothing read: nothing to report
+    assert guard.rss is None
+
+
+def test_nothing_to_watch_off_the_embedded_stack() -> None:
+    guard = BrokerMemoryGuard(None, limit_mb=1)
+    assert guard.check() and guard.rss is None and guard.reason is None
