@@ -54,9 +54,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def isolated_settings(
-    broker: EmbeddedBroker, redis_url: str, tmp: Path, prefix: str = "sv-test", **changes: Any
+    broker: EmbeddedBroker, redis_url: str, tmp: Path, prefix: str = "sv-test", /, **changes: Any
 ) -> Settings:
-    """Settings for an isolated app: unique app id and topic names, its own data dir and MLflow."""
+    """Settings for an isolated app: unique app id and topic names, its own data dir and MLflow
+    (``changes`` override any of them, ``redis_url`` included)."""
     tag = uuid.uuid4().hex[:8]
     base = {
         "app_id": f"{prefix}-{tag}",

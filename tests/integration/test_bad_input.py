@@ -177,7 +177,7 @@ def worker_run(
     """One worker; every case published; the outputs of each case collected."""
     tmp = tmp_path_factory.mktemp("bad-input")
     settings = isolated_settings(
-        broker, redis_url, tmp, prefix="sv-bad", models=(TINY_MODEL,), max_image_bytes=MAX_IMAGE_BYTES
+        broker, redis_url, tmp, "sv-bad", models=(TINY_MODEL,), max_image_bytes=MAX_IMAGE_BYTES
     )
     register_tiny_model(settings)
     asyncio.run(ensure_topics(bootstrap_servers(settings.broker_url), partition_counts(settings)))

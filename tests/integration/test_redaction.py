@@ -69,7 +69,7 @@ def served(
         broker,
         redis_url,
         tmp,
-        prefix="sv-redaction",
+        "sv-redaction",
         models=(DEMO_DETECTOR,),
         object_store_url=s3_server.url,
         object_store_bucket=f"frames-{uuid.uuid4().hex[:8]}",
