@@ -274,6 +274,18 @@ class Settings(BaseSettings):
     broker_memory_check_s: float = Field(
         10.0, gt=0, description="How often the guard reads the broker's RSS."
     )
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        description="At most this many glibc malloc arenas in a worker (0: glibc's default, 8 per core). "
+        "Fewer arenas keep a burst's freed memory from staying resident.",
+    )
+    heap_trim_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often a worker gives its heap's free pages back to the system (glibc malloc_trim; "
+        "0: never).",
+    )
     retention_ms: int = Field(
         24 * 3_600_000,
         description="retention.ms of images.raw, images.enriched, images.shadow and drift.stats on the "

@@ -66,6 +66,9 @@ def cmd_worker(args: argparse.Namespace, faust_args: Sequence[str]) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str((settings.data_dir / "ultralytics").resolve()))
+    from streams.runtime.memory import limit_malloc_arenas
+
+    limit_malloc_arenas(settings.malloc_arenas)  # before any thread allocates
     if settings.event_loop == "uvloop":
         import mode.loop
 

@@ -1,4 +1,4 @@
-"""The memory guard of the embedded broker, which keeps every record in memory and ignores retention.
+"""The memory guard of the embedded broker, and the worker's own heap kept from creeping up.
 
 The embedded stack tells its worker the broker's pid (``settings.embedded_broker_pid``); the worker
 reads the broker's resident memory every ``broker_memory_check_s``. Past ``broker_rss_limit_mb`` it logs a
@@ -9,7 +9,10 @@ the demo (which starts an empty broker) or to use a real Kafka.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+from functools import cache
 from pathlib import Path
 
 from streams import metrics
@@ -30,6 +33,45 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, when this process runs on it (None elsewhere: musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Let glibc's malloc use at most ``arenas`` arenas (0: leave glibc's default of 8 per core).
+
+    Every thread that allocates (decode, inference, Faust's consumer thread, Redis and HTTP clients) may
+    get its own arena, and memory freed in one is not returned while any block of it is live: after a
+    burst (a backlog caught up after a restart) a worker kept ~160 MB more than before, for good (issue
+    15's soak). Call it before threads start. Returns whether it took effect (False off glibc).
+    """
+    libc = _libc()
+    if arenas <= 0 or libc is None:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def trim_heap() -> bool:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim``); False off glibc.
+
+    Example:
+        >>> trim_heap() in (True, False)
+        True
+    """
+    libc = _libc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
 class BrokerMemoryGuard:

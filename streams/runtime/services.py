@@ -28,7 +28,7 @@ from streams.pipeline.core import InferencePipeline
 from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
-from streams.runtime.memory import BrokerMemoryGuard
+from streams.runtime.memory import BrokerMemoryGuard, trim_heap
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
 from streams.security.guard import Guard
@@ -253,6 +253,13 @@ class WorkerRuntime(Service):
         if days is not None and isinstance(self.images, LocalImageStore) and self.images.root.is_dir():
             removed = await asyncio.to_thread(self.images.sweep, days * 86400.0)
             log.info("deleted %d stored frames older than %g days", removed, days)
+
+    @Service.task
+    async def _trim_heap(self) -> None:
+        """Give freed heap pages back every ``heap_trim_s`` (see :func:`streams.runtime.memory.trim_heap`)."""
+        while self.settings.heap_trim_s > 0 and not self.should_stop:
+            await self.sleep(self.settings.heap_trim_s)
+            await asyncio.to_thread(trim_heap)
 
     async def _watch_broker_memory(self) -> None:
         """The embedded broker's memory guard (see :mod:`streams.runtime.memory`), every few seconds."""

@@ -58,3 +58,29 @@ def test_a_vanished_broker_keeps_the_last_verdict() -> None:
 def test_nothing_to_watch_off_the_embedded_stack() -> None:
     guard = BrokerMemoryGuard(None, limit_mb=1)
     assert guard.check() and guard.rss is None and guard.reason is None
+
+
+def test_trimming_the_heap_gives_freed_memory_back() -> None:
+    """A burst's freed memory stays resident until trimmed (issue 15: a restarted worker kept ~160 MB)."""
+    script = """
+import os, sys
+from streams.runtime.memory import rss_bytes, trim_heap, limit_malloc_arenas
+print(limit_malloc_arenas(2))
+blocks = [bytearray(4000) for _ in range(60_000)]  # ~240 MB in small blocks, below mmap's threshold
+keep = blocks[-1]
+del blocks
+before = rss_bytes(os.getpid())
+print(trim_heap(), before, rss_bytes(os.getpid()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    limited, trimmed, before, after = out.split()
+    if not sys.platform.startswith("linux") or limited != "True":
+        pytest.skip("not glibc")
+    assert trimmed == "True"
+    assert int(before) - int(after) > 100 * MB, (before, after)
+
+
+def test_arena_limit_zero_leaves_glibc_alone() -> None:
+    from streams.runtime.memory import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False
