@@ -166,7 +166,6 @@ def soak_settings(data_dir: Path, **changes: Any) -> Settings:
         "web_port": free_port(),
         "models": (TINY_MODEL,),
         "app_id": f"sv-soak-{int(time.time())}",
-        "topic_partitions": 2,
     }
     return Settings(**{**base, **changes})
 
@@ -347,6 +346,15 @@ def _rss_mb(pid: int | None) -> float | None:
         return None
 
 
+def _cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _lag(worker: WorkerProcess) -> float | None:
     try:
         return scrape(worker.url + "/metrics", timeout=2).get("streamvision_consumer_lag")
@@ -367,10 +375,22 @@ class Soak:
         self.sent_ids: list[str] = []
         self.payload_retries = 0
         self._latency_seen = 0
+        self._cpu_seen: dict[str, tuple[float, float]] = {}  # process → (wall time, CPU seconds) last sample
 
     @property
     def now(self) -> float:
         return time.monotonic() - self.observer.started
+
+    def _cpu_pct(self, name: str, pid: int | None) -> float | None:
+        """Percent of one core process ``name`` used since the last sample (None on the first, or after
+        a restart of that process: a new pid starts from zero)."""
+        now, used = time.monotonic(), _cpu_s(pid)
+        key = f"{name}:{pid}"
+        last = self._cpu_seen.get(key)
+        self._cpu_seen[key] = (now, used) if used is not None else (now, 0.0)
+        if used is None or last is None or used < last[1] or now <= last[0]:
+            return None
+        return round(100 * (used - last[1]) / (now - last[0]), 1)
 
     def sample(self) -> None:
         """One row of every watched value."""
@@ -378,6 +398,10 @@ class Soak:
         keys, used = redis_state(self.settings.redis_url or "")
         fresh = [ms for _, ms in self.observer.latencies[self._latency_seen :]]
         self._latency_seen = len(self.observer.latencies)
+        cpu = {
+            name: self._cpu_pct(name, pid)
+            for name, pid in (("worker", self.worker.pid), ("broker", self.stack.broker.pid))
+        }
         self.samples.append(
             {
                 "t": round(self.now, 1),
@@ -387,6 +411,8 @@ class Soak:
                 "worker_rss_mb": _rss_mb(self.worker.pid),
                 "broker_rss_mb": _rss_mb(self.stack.broker.pid),
                 "redis_rss_mb": _rss_mb(self.stack.redis.pid),
+                "worker_cpu_pct": cpu["worker"],
+                "broker_cpu_pct": cpu["broker"],
                 "redis_used_mb": round(used / MB, 1) if used is not None else None,
                 "redis_keys": keys,
                 "lag": _lag(self.worker),
@@ -605,12 +631,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     def series(key: str) -> list[float]:
         return [float("nan") if s.get(key) is None else s[key] for s in samples]
 
-    fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
-    rss, keys, backlog, latency = axes
+    fig, axes = plt.subplots(5, 1, figsize=(10, 13), sharex=True)
+    rss, cpu, keys, backlog, latency = axes
     for name in ("worker", "broker", "redis"):
         rss.plot(minutes, series(f"{name}_rss_mb"), label=f"{name} RSS")
     rss.plot(minutes, series("redis_used_mb"), label="Redis used_memory", linestyle=":")
     rss.set_ylabel("MB")
+    for name in ("worker", "broker"):
+        cpu.plot(minutes, series(f"{name}_cpu_pct"), label=f"{name} CPU")
+    cpu.set_ylabel("% of a core")
     keys.plot(minutes, series("redis_keys"), color="tab:purple", label="Redis keys")
     keys.set_ylabel("keys")
     backlog.plot(minutes, series("backlog"), label="backlog (sent - served - dead-lettered)")
