@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -46,3 +47,56 @@ def test_faust_would_commit_past_an_unacked_record(committed):
         _committed_offset=defaultdict(lambda: None, {tp: committed}),
     )
     assert Consumer._new_offset(consumer, tp) == head + 3  # offset ``head`` would be skipped
+
+
+@pytest.mark.parametrize("seek_done_first", [False, True])
+async def test_a_seek_ends_the_batch_in_hand_and_keeps_the_sought_read_offset(monkeypatch, seek_done_first):
+    """The restart that skipped records (issue 15): a seek in the middle of a handed-over batch.
+
+    A loop like Faust's ``_drain_messages`` hands records over and sets the read offset after each; a
+    seek to the committed offset (5) starts while it holds record 12. Whether the stale record's read
+    offset lands before or after the seek is done, the batch ends there, the read offset is the sought
+    one (records 5.. are read again, none dropped as already seen), Faust's gaps on the partition are
+    forgotten and the flow runs again once the batch has ended.
+    """
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    tp = TP("raw", 0)
+
+    async def batch_fetched_before(self, timeout):  # what Faust's getmany hands over, flow-aware
+        for offset in range(10, 20):
+            if not self.flow_active:
+                break
+            yield tp, SimpleNamespace(offset=offset)
+
+    monkeypatch.setattr(Consumer, "getmany", batch_fetched_before)
+    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)  # undone after the test
+    compat.seek_without_skipping()
+    flow = []
+
+    async def seek_to_committed():
+        await asyncio.sleep(0.01)
+        return {tp: 5}
+
+    consumer = SimpleNamespace(
+        flow_active=True,
+        stop_flow=lambda: (flow.append("stop"), setattr(consumer, "flow_active", False)),
+        resume_flow=lambda: (flow.append("resume"), setattr(consumer, "flow_active", True)),
+        seek_to_committed=seek_to_committed,
+        _read_offset=defaultdict(lambda: None),
+        _committed_offset=defaultdict(lambda: None),
+        _gap={tp: "a gap noted before the seek"},
+    )
+    handed, seeking = [], None
+    async for _, message in Consumer.getmany(consumer, 1.0):
+        handed.append(message.offset)
+        if message.offset == 12:
+            seeking = asyncio.ensure_future(Consumer.perform_seek(consumer))
+            await (asyncio.sleep(0.05) if seek_done_first else asyncio.sleep(0))
+        consumer._read_offset[tp] = message.offset  # after the record, as Faust's loop does
+    await seeking
+    assert handed == [10, 11, 12]
+    assert consumer._read_offset[tp] == 5 and consumer._committed_offset[tp] == 5
+    assert tp not in consumer._gap
+    assert flow == ["stop", "resume"] and consumer.flow_active
