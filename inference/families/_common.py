@@ -32,6 +32,11 @@ def to_chw(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
 
 
+def _hwc_to_chw(array: np.ndarray) -> np.ndarray:
+    """H x W x 3 to a new, C-contiguous 3 x H x W array."""
+    return array.transpose(2, 0, 1).copy()
+
+
 def center_crop_resize(
     image: np.ndarray, size: int, crop_ratio: float = 0.875, resample: str = "bilinear"
 ) -> np.ndarray:
@@ -53,6 +58,8 @@ def center_crop_resize(
     (3, 224, 224)
     """
     height, width = image.shape[:2]
+    if width == height == size and crop_ratio == 1.0:  # Pillow would return a copy: skip the round trip
+        return _hwc_to_chw(image)
     side = min(width, height) * crop_ratio  # source pixels that end up in the crop
     left, top = (width - side) / 2, (height - side) / 2
     pil = Image.fromarray(image, "RGB")
@@ -63,7 +70,13 @@ def center_crop_resize(
 
 
 def squash_resize(image: np.ndarray, size: int, resample: str = "bilinear") -> np.ndarray:
-    """Resize to ``size`` x ``size`` ignoring the aspect ratio. Returns 3 x size x size uint8."""
+    """Resize to ``size`` x ``size`` ignoring the aspect ratio. Returns 3 x size x size uint8.
+
+    An image already ``size`` x ``size`` (e.g. a JPEG decoded at the model's input size) is only
+    transposed: Pillow's resize to the same size is a plain copy.
+    """
+    if image.shape[0] == image.shape[1] == size:
+        return _hwc_to_chw(image)
     pil = Image.fromarray(image, "RGB")
     return to_chw(pil.resize((size, size), resample_filter(resample), reducing_gap=3.0))
 

@@ -117,16 +117,17 @@ def batch_metrics(version: LoadedVersion, jobs: list[Job], info: BatchInfo) -> N
 def variant_metrics(
     records: list[OutputRecord], sent: list[Work], outcomes: list[BaseException | None]
 ) -> None:
-    counts: dict[tuple[str, str, str], int] = {}
+    """Count a batch's published results per variant and observe their latencies (each metric's
+    labelled child looked up once per batch and variant, not once per event)."""
+    by_variant: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     for record, work, outcome in zip(records, sent, outcomes, strict=True):
         if outcome is not None or record.kind == DEAD_LETTER:
             continue
         key = (work.version.name, work.version.version, work.variant)
-        counts[key] = counts.get(key, 0) + 1
-        timings = record.value["timings"]
-        for name in ("queue", "decode", "inference", "total"):
-            metrics.LATENCY.labels(work.version.name, work.variant, name).observe(
-                timings[f"{name}_ms"] / 1000
-            )
-    for (name, version, variant), count in counts.items():
-        metrics.VARIANT_EVENTS.labels(name, version, variant).inc(count)
+        by_variant.setdefault(key, []).append(record.value["timings"])
+    for (name, version, variant), timings in by_variant.items():
+        metrics.VARIANT_EVENTS.labels(name, version, variant).inc(len(timings))
+        for stage in ("queue", "decode", "inference", "total"):
+            observe, field = metrics.LATENCY.labels(name, variant, stage).observe, f"{stage}_ms"
+            for timing in timings:
+                observe(timing[field] / 1000)

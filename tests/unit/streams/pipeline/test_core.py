@@ -147,3 +147,27 @@ async def test_an_output_that_cannot_be_published_is_dead_lettered_not_left_in_f
     assert acked == [0]
     (letter,) = outputs.dead_values
     assert letter["error_type"] == "MODEL_ERROR" and letter["stage"] == "output"
+
+
+async def test_served_results_are_counted_per_variant_with_their_latencies(pipeline_parts):
+    from streams.metrics import LATENCY, VARIANT_EVENTS
+
+    pipeline, _, _ = pipeline_parts
+    served = VARIANT_EVENTS.labels("fake", "1", "champion")._value.get()
+    observed = {
+        stage: LATENCY.labels("fake", "champion", stage)._sum.get() for stage in ("queue", "total")
+    }
+    def count() -> float:
+        return sum(bucket.get() for bucket in LATENCY.labels("fake", "champion", "total")._buckets)
+
+    counts = count()
+    records = [
+        RawRecord("raw", 0, offset, b"cam", _jpeg_value(10, f"m{offset}"), lambda: None)
+        for offset in range(6)
+    ]
+    await pipeline.submit_batch(records)
+    assert await pipeline.drain(timeout=10)
+    assert VARIANT_EVENTS.labels("fake", "1", "champion")._value.get() - served == 6
+    assert count() - counts == 6
+    assert LATENCY.labels("fake", "champion", "total")._sum.get() > observed["total"]
+    assert LATENCY.labels("fake", "champion", "queue")._sum.get() >= observed["queue"]
