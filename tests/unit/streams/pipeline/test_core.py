@@ -154,9 +154,8 @@ async def test_served_results_are_counted_per_variant_with_their_latencies(pipel
 
     pipeline, _, _ = pipeline_parts
     served = VARIANT_EVENTS.labels("fake", "1", "champion")._value.get()
-    observed = {
-        stage: LATENCY.labels("fake", "champion", stage)._sum.get() for stage in ("queue", "total")
-    }
+    observed = {stage: LATENCY.labels("fake", "champion", stage)._sum.get() for stage in ("queue", "total")}
+
     def count() -> float:
         return sum(bucket.get() for bucket in LATENCY.labels("fake", "champion", "total")._buckets)
 
