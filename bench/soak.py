@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bench.stages import process_cpu_s
 from streams.devstack.stack import BROKER_BYTES_PER_EVENT, EmbeddedStack
 from streams.devstack.worker import WorkerProcess
 from streams.runtime.memory import rss_bytes
@@ -347,12 +348,11 @@ def _rss_mb(pid: int | None) -> float | None:
 
 
 def _cpu_s(pid: int | None) -> float | None:
-    """CPU seconds (user + system) process ``pid`` has used so far (Linux ``/proc``)."""
+    """CPU seconds process ``pid`` has used so far (None when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
+        return process_cpu_s(pid) if pid is not None else None
+    except (OSError, IndexError, ValueError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _lag(worker: WorkerProcess) -> float | None:

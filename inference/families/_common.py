@@ -29,7 +29,7 @@ def resample_filter(name: str) -> Image.Resampling:
 
 def to_chw(image: Image.Image) -> np.ndarray:
     """A Pillow RGB image as a C-contiguous 3 x H x W uint8 array."""
-    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
+    return _hwc_to_chw(np.asarray(image))
 
 
 def _hwc_to_chw(array: np.ndarray) -> np.ndarray:
