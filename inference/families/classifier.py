@@ -114,8 +114,8 @@ class ClassifierModel(ImageModel):
             return []
         enforce_threads()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            x = normalise(to_device(stack(batch), self.device), self._mean, self._std)
-            x = x.contiguous(memory_format=torch.channels_last)
+            pixels = to_device(stack(batch), self.device)
+            x = normalise(pixels, self._mean, self._std, memory_format=torch.channels_last)
             probs = self.net(x).float().softmax(dim=1)
         return [ModelOutput(predictions=p) for p in top_k(probs, self.spec.labels, self.spec.top_k)]
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prediction, Prepared
 from inference.device import autocast, enforce_threads, to_device
-from inference.families._common import letterbox, stack
+from inference.families._common import channel_tensor, letterbox, normalise, stack
 from inference.jit import traced_forward
 
 _OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "false"}
@@ -112,6 +112,8 @@ class YoloModel(ImageModel):
         self._conf = float(spec.extra.get("conf", 0.25))
         self._iou = float(spec.extra.get("iou", 0.45))
         self._end2end = bool(getattr(net, "end2end", False)) if end2end is None else end2end
+        self._zero = channel_tensor((0.0, 0.0, 0.0), device)  # pixels / 255, as ultralytics
+        self._full_scale = channel_tensor((255.0, 255.0, 255.0), device)
 
     @classmethod
     def load(
@@ -166,7 +168,7 @@ class YoloModel(ImageModel):
         enforce_threads()
         with torch.inference_mode():
             with autocast(self.device, self.precision):
-                x = to_device(stack(batch), self.device).float() / 255.0
+                x = normalise(to_device(stack(batch), self.device), self._zero, self._full_scale)
                 raw = self.net(x)
             pred = raw[0] if isinstance(raw, list | tuple) else raw
             detections = non_max_suppression(

@@ -1,12 +1,22 @@
-"""inference.families._common: an image already at the input size skips Pillow with the same pixels."""
+"""inference.families._common: an image already at the input size skips Pillow with the same pixels;
+normalisation on CPU reuses a buffer per thread and gives the same values."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from inference.families._common import center_crop_resize, resample_filter, squash_resize
+from inference.families._common import (
+    center_crop_resize,
+    channel_tensor,
+    normalise,
+    resample_filter,
+    squash_resize,
+)
 
 
 def _pillow(image: np.ndarray, size: int, resample: str, box: tuple[float, ...] | None = None) -> np.ndarray:
@@ -33,3 +43,28 @@ def test_other_sizes_still_resize() -> None:
     np.testing.assert_array_equal(
         cropped, _pillow(np.ascontiguousarray(square), 30, "bilinear", (1.875, 1.875, 28.125, 28.125))
     )
+
+
+def _reference(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (x.float() - mean) / std
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_normalise_reuses_a_buffer_per_thread(memory_format: torch.memory_format) -> None:
+    mean, std = channel_tensor((120.0, 110.0, 100.0), "cpu"), channel_tensor((60.0, 55.0, 50.0), "cpu")
+    big = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    small = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    first = normalise(big, mean, std, memory_format)
+    assert first.dtype == torch.float32 and first.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(first, _reference(big, mean, std), rtol=0, atol=1e-6)
+    second = normalise(small, mean, std, memory_format)  # a smaller batch: a slice of the same buffer
+    assert second.data_ptr() == first.data_ptr()
+    torch.testing.assert_close(second, _reference(small, mean, std), rtol=0, atol=1e-6)
+    other: list[torch.Tensor] = []  # another thread writes into a buffer of its own
+    thread = threading.Thread(target=lambda: other.append(normalise(big, mean, std, memory_format)))
+    thread.start()
+    thread.join()
+    assert other[0].data_ptr() != first.data_ptr()
+    torch.testing.assert_close(second, _reference(small, mean, std), rtol=0, atol=1e-6)
+    resized = normalise(torch.zeros((2, 3, 8, 8), dtype=torch.uint8), mean, std, memory_format)
+    assert resized.shape == (2, 3, 8, 8)  # another item size replaces the buffer
