@@ -86,3 +86,30 @@ def test_spec_input_size_must_match_the_model(clip_dir: Path, tmp_path: Path) ->
     (tmp_path / "model_spec.json").write_text(json.dumps({**spec, "input_size": 160}))
     with pytest.raises(ValueError, match="input_size"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("photo", ["bus.jpg", "zidane.jpg"])
+def test_predictions_are_those_of_pillows_resize(
+    clip: ClipModel, ultralytics_assets: Path, photo: str
+) -> None:
+    """torch's uint8 resize (since 2026-12) against Pillow's (before): the same predictions, within fp
+    tolerance, on real photos."""
+    from PIL import Image
+
+    from inference.base import Prepared
+
+    image = np.asarray(Image.open(ultralytics_assets / photo).convert("RGB"))
+    height, width = image.shape[:2]
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    pillow = Image.fromarray(image).resize(
+        (224, 224), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side), reducing_gap=3.0
+    )
+    before = Prepared(array=np.asarray(pillow).transpose(2, 0, 1).copy(), original_size=(width, height))
+    now = clip.prepare(image)
+    assert np.abs(now.array.astype(np.int16) - before.array).mean() < 0.05  # levels of 255
+    ours, theirs = clip.predict_batch([now, before])
+    assert float(ours.embedding @ theirs.embedding) > 0.99999
+    assert [p.label for p in ours.predictions] == [p.label for p in theirs.predictions]
+    for a, b in zip(ours.predictions, theirs.predictions, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-3)

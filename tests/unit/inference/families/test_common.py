@@ -35,14 +35,43 @@ def test_an_image_at_the_input_size_gives_pillows_pixels(size: int, resample: st
         np.testing.assert_array_equal(out, _pillow(image, size, resample))
 
 
-def test_other_sizes_still_resize() -> None:
-    image = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(squash_resize(image, 32), _pillow(image, 32, "bilinear"))
-    square = image[:30, :30]
-    cropped = center_crop_resize(square, 30, 0.875)  # same size, but a crop: Pillow resamples
-    np.testing.assert_array_equal(
-        cropped, _pillow(np.ascontiguousarray(square), 30, "bilinear", (1.875, 1.875, 28.125, 28.125))
-    )
+def _photo_like(height: int, width: int) -> np.ndarray:
+    """Smooth gradients with a few hard edges, as a camera frame (noise would be the worst case)."""
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), (x + y) % 256], axis=-1)
+    image[height // 4 : height // 2, width // 3 : width // 2] = (250, 20, 30)
+    return image.astype(np.uint8)
+
+
+@pytest.mark.parametrize("resample", ["bilinear", "bicubic"])
+@pytest.mark.parametrize(
+    ("shape", "size"), [((64, 64), 224), ((240, 320), 224), ((60, 80), 32), ((480, 640), 300)]
+)
+def test_resizes_give_pillows_pixels_within_rounding(
+    shape: tuple[int, int], size: int, resample: str
+) -> None:
+    image = _photo_like(*shape)
+    height, width = shape
+    side = min(shape)
+    box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+    for got, want in (
+        (center_crop_resize(image, size, 1.0, resample), _pillow(image, size, resample, box)),
+        (squash_resize(image, size, resample), _pillow(image, size, resample)),
+    ):
+        assert got.shape == want.shape == (3, size, size) and got.dtype == np.uint8 and got.flags.c_contiguous
+        difference = np.abs(got.astype(np.int16) - want)
+        assert difference.mean() < 0.1 and difference.max() <= 32  # rounding; a few tens at a hard edge
+
+
+def test_a_box_off_whole_pixels_is_pillows() -> None:
+    square = np.random.default_rng(0).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    cropped = center_crop_resize(square, 30, 0.875)  # same size, but a crop: resampled
+    np.testing.assert_array_equal(cropped, _pillow(square, 30, "bilinear", (1.875, 1.875, 28.125, 28.125)))
+
+
+def test_an_unknown_filter_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown resample"):
+        squash_resize(np.zeros((4, 4, 3), np.uint8), 2, "lanczos")
 
 
 def _reference(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
