@@ -62,6 +62,11 @@ def result_row(
             "max": _rounded(latency["max_ms"]),
             "bound_wait_plus_2_batches": _rounded(bound),
             "p95_within_bound": latency["p95_ms"] <= bound,
+            "worker_p50": _rounded(latency.get("worker_p50_ms")),
+            "worker_p95": _rounded(latency.get("worker_p95_ms")),
+            "worker_p95_within_bound": None
+            if latency.get("worker_p95_ms") is None
+            else latency["worker_p95_ms"] <= bound,
         },
         "peak_rss_mb": (pipeline or {}).get("peak_rss_mb"),
         "gpu_memory_mb": (pipeline or {}).get("gpu_memory_mb"),
@@ -154,5 +159,11 @@ def targets(summary: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[st
                 latency.get("p95"),
                 latency.get("bound_wait_plus_2_batches"),
                 latency.get("p95_within_bound"),
+            )
+            check(
+                f"{key}: p95 latency inside the worker (received -> result) <= the same bound",
+                latency.get("worker_p95"),
+                latency.get("bound_wait_plus_2_batches"),
+                latency.get("worker_p95_within_bound"),
             )
     return checks

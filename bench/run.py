@@ -308,7 +308,10 @@ class Benchmark:
             label,
             throughput["images_per_s"],
             throughput["mean_batch_size"],
-            f", p50/p95 {latency['p50_ms']:.0f}/{latency['p95_ms']:.0f} ms" if latency else "",
+            f", p50/p95 {latency['p50_ms']:.0f}/{latency['p95_ms']:.0f} ms"
+            f" ({latency['worker_p50_ms']:.0f}/{latency['worker_p95_ms']:.0f} in the worker)"
+            if latency
+            else "",
         )
         return result
 

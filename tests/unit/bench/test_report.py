@@ -23,6 +23,8 @@ def _pipeline(rate: float, p95: float = 40.0) -> dict:
             "p95_ms": p95,
             "p99_ms": p95 + 5,
             "max_ms": p95 + 9,
+            "worker_p50_ms": 12.0,
+            "worker_p95_ms": 200.0,
         },
         "peak_rss_mb": 900.0,
         "gpu_memory_mb": None,
@@ -50,6 +52,7 @@ def test_row_has_the_headline_numbers_and_is_json() -> None:
     assert row["latency_ms"]["p95"] == 40.0
     assert row["latency_ms"]["bound_wait_plus_2_batches"] == 10.0 + 2 * 80.0
     assert row["latency_ms"]["p95_within_bound"] is True
+    assert row["latency_ms"]["worker_p95"] == 200.0 and row["latency_ms"]["worker_p95_within_bound"] is False
     assert row["model"]["name"] == "bench-clip" and row["errors"] == []
     json.dumps(row)
 
@@ -79,6 +82,7 @@ def test_gpu_targets_are_checked_for_clip() -> None:
     assert checks["pipeline images/s"]["met"] is True
     assert checks["pipeline/naive"]["value"] == 250.0
     assert "p95 latency <= max_batch_wait + 2 x batch time at half the peak rate" in checks
+    assert checks["p95 latency inside the worker (received -> result) <= the same bound"]["value"] == 200.0
 
 
 def test_markdown_table_has_one_line_per_row() -> None:
