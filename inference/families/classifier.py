@@ -25,15 +25,14 @@ import torch
 from torch import nn
 
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prepared
-from inference.device import autocast, enforce_threads, to_device
+from inference.device import autocast, enforce_threads
 from inference.families._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     center_crop_resize,
     channel_tensor,
-    normalise,
+    normalised_batch,
     squash_resize,
-    stack,
     top_k,
 )
 from inference.jit import traced_forward
@@ -114,8 +113,7 @@ class ClassifierModel(ImageModel):
             return []
         enforce_threads()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            pixels = to_device(stack(batch), self.device)
-            x = normalise(pixels, self._mean, self._std, memory_format=torch.channels_last)
+            x = normalised_batch(batch, self.device, self._mean, self._std, torch.channels_last)
             probs = self.net(x).float().softmax(dim=1)
         return [ModelOutput(predictions=p) for p in top_k(probs, self.spec.labels, self.spec.top_k)]
 

@@ -24,7 +24,14 @@ from transformers import CLIPModel, CLIPTokenizer
 
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prepared
 from inference.device import autocast, enforce_threads, to_device
-from inference.families._common import center_crop_resize, channel_tensor, normalise, stack, top_k
+from inference.families._common import (
+    center_crop_resize,
+    channel_tensor,
+    normalise,
+    normalised_batch,
+    stack,
+    top_k,
+)
 from inference.graphs import GraphedForward, buckets_up_to
 from inference.jit import traced_forward
 
@@ -106,8 +113,10 @@ class ClipModel(ImageModel):
             return []
         enforce_threads()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            pixels = to_device(stack(batch), self.device)
-            image, probs = (self._graphed or self._forward)(pixels)
+            if self._graphed is not None:
+                image, probs = self._graphed(to_device(stack(batch), self.device))
+            else:
+                image, probs = self._score(normalised_batch(batch, self.device, self._mean, self._std))
         embeddings = image.cpu().numpy().astype(np.float32, copy=False)
         predictions = top_k(probs, self.spec.labels, self.spec.top_k)
         return [ModelOutput(predictions=p, embedding=embeddings[i].copy()) for i, p in enumerate(predictions)]
@@ -123,7 +132,11 @@ class ClipModel(ImageModel):
 
     def _forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 N x 3 x H x W on the device → (normalised image embeddings, label probabilities)."""
-        features = self.image_features(normalise(pixels, self._mean, self._std))
+        return self._score(normalise(pixels, self._mean, self._std))
+
+    def _score(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same from normalised float pixels."""
+        features = self.image_features(pixels)
         image = F.normalize(features.float(), dim=-1)
         return image, (self._logit_scale * image @ self.text_embeddings.T).softmax(dim=-1)
 

@@ -10,12 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
+from inference.base import Prepared
 from inference.families._common import (
     center_crop_resize,
     channel_tensor,
     normalise,
+    normalised_batch,
     resample_filter,
     squash_resize,
+    stack,
 )
 
 
@@ -97,3 +100,16 @@ def test_normalise_reuses_a_buffer_per_thread(memory_format: torch.memory_format
     torch.testing.assert_close(second, _reference(small, mean, std), rtol=0, atol=1e-6)
     resized = normalise(torch.zeros((2, 3, 8, 8), dtype=torch.uint8), mean, std, memory_format)
     assert resized.shape == (2, 3, 8, 8)  # another item size replaces the buffer
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_a_normalised_batch_is_the_stacked_arrays_normalised(memory_format: torch.memory_format) -> None:
+    mean, std = channel_tensor((120.0, 110.0, 100.0), "cpu"), channel_tensor((60.0, 55.0, 50.0), "cpu")
+    rng = np.random.default_rng(1)
+    batch = [Prepared(rng.integers(0, 256, (3, 12, 10), dtype=np.uint8), (10, 12)) for _ in range(5)]
+    got = normalised_batch(batch, "cpu", mean, std, memory_format)
+    assert got.shape == (5, 3, 12, 10) and got.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(got, _reference(torch.from_numpy(stack(batch)), mean, std), rtol=0, atol=1e-6)
+    odd = [*batch, Prepared(np.zeros((3, 12, 11), np.uint8), (11, 12))]
+    with pytest.raises(ValueError, match="prepared arrays differ"):
+        normalised_batch(odd, "cpu", mean, std)
