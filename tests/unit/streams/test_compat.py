@@ -100,3 +100,54 @@ async def test_a_seek_ends_the_batch_in_hand_and_keeps_the_sought_read_offset(mo
     assert consumer._read_offset[tp] == 5 and consumer._committed_offset[tp] == 5
     assert tp not in consumer._gap
     assert flow == ["stop", "resume"] and consumer.flow_active
+
+
+async def test_a_drained_buffer_wakes_the_fetch_that_waits_for_other_partitions():
+    """A worker held at ``max_in_flight`` (issue 13): the fetch must not sleep on after a buffer drains.
+
+    ``raw`` fills its stream buffer and leaves the active partitions; the fetch (aiokafka's
+    ``fetched_records``, in the consumer's thread) waits for records of the partitions still active,
+    idle ones. When ``raw``'s buffer drains, that waiter is woken at once (Faust alone left it to its
+    1 s timeout while ``raw``'s records sat fetched), and only then: a drop of a partition that was not
+    held back wakes nothing.
+    """
+    import threading
+
+    from aiokafka.consumer.fetcher import Fetcher
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    compat.fetch_again_when_buffers_drain()
+    raw, idle = TP("raw", 0), TP("other", 0)
+    thread_loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=thread_loop.run_forever, daemon=True)
+    thread.start()
+    fetcher = SimpleNamespace(_fetch_waiters=set(), _loop=thread_loop)
+    fetcher._notify = lambda future: Fetcher._notify(fetcher, future)
+    consumer = SimpleNamespace(
+        app=SimpleNamespace(in_recovery=False),
+        _active_partitions={raw, idle},
+        _paused_partitions=set(),
+        _buffered_partitions=set(),
+        _thread=SimpleNamespace(thread_loop=thread_loop, _consumer=SimpleNamespace(_fetcher=fetcher)),
+    )
+    consumer._get_active_partitions = lambda: Consumer._get_active_partitions(consumer)
+
+    async def a_fetch_waiting() -> None:  # what fetched_records does when no active partition has records
+        await Fetcher._create_fetch_waiter(fetcher)
+
+    try:
+        Consumer.on_buffer_full(consumer, raw)
+        assert consumer._active_partitions == {idle} and consumer._buffered_partitions == {raw}
+        waiting = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(a_fetch_waiting(), thread_loop))
+        await asyncio.sleep(0.05)
+        Consumer.on_buffer_drop(consumer, idle)  # never held back: nothing to wake
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and getattr(consumer, "_sv_buffer_drained", None) is None
+        Consumer.on_buffer_drop(consumer, raw)
+        await asyncio.wait_for(waiting, 0.5)
+        assert consumer._active_partitions == {raw, idle} and consumer._sv_buffer_drained.is_set()
+    finally:
+        thread_loop.call_soon_threadsafe(thread_loop.stop)
+        thread.join(1)
+        thread_loop.close()
