@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
@@ -74,14 +73,11 @@ def predict_isolated(model: ImageModel, batch: Sequence[Prepared]) -> list[Resul
     return predict_isolated(model, batch[:middle]) + predict_isolated(model, batch[middle:])
 
 
-def _timed_predict(
-    model: ImageModel, batch: Sequence[Prepared], device_lock: threading.Lock | None
-) -> tuple[list[Result], float]:
-    """``predict_isolated`` (holding ``device_lock`` when given) and the CPU time this thread spent on it."""
-    with device_lock or contextlib.nullcontext():
-        started = time.thread_time()
-        results = predict_isolated(model, batch)
-        return results, time.thread_time() - started
+def _timed_predict(model: ImageModel, batch: Sequence[Prepared]) -> tuple[list[Result], float]:
+    """``predict_isolated`` and the CPU time this thread spent on it."""
+    started = time.thread_time()
+    results = predict_isolated(model, batch)
+    return results, time.thread_time() - started
 
 
 def _empty_device_cache(model: ImageModel) -> None:
@@ -103,9 +99,6 @@ class BatchRunner:
         max_pending_batches: Batches published concurrently before the runner waits.
         concurrency: Forward passes in flight at once (2 on a GPU: while one batch runs on the device,
             the next is collated and copied; the executor needs that many threads).
-        device_lock: Held around each forward pass, so that batches in flight take the device one at
-            a time (on CPU: the next batch waits in its thread and starts the moment the previous one
-            ends, with no round trip through the event loop in between).
     """
 
     def __init__(
@@ -120,7 +113,6 @@ class BatchRunner:
         target_latency_s: float | None = None,
         max_pending_batches: int = 8,
         concurrency: int = 1,
-        device_lock: threading.Lock | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
@@ -133,7 +125,6 @@ class BatchRunner:
         self._pending: set[asyncio.Task[None]] = set()
         self._pending_limit = asyncio.Semaphore(max_pending_batches)
         self._running = asyncio.Semaphore(concurrency)
-        self._device_lock = device_lock
         self._task: asyncio.Task[None] | None = None
         self._clock = clock
 
@@ -171,7 +162,7 @@ class BatchRunner:
         started = self._clock()
         try:
             results, cpu_s = await asyncio.get_running_loop().run_in_executor(
-                self._executor, _timed_predict, self.model, [job.prepared for job in jobs], self._device_lock
+                self._executor, _timed_predict, self.model, [job.prepared for job in jobs]
             )
         except BaseException:  # cancelled at shutdown (predict_isolated itself never raises)
             self._pending_limit.release()
