@@ -101,7 +101,6 @@ def create_faust_app(settings: Settings) -> faust.App:
     compat.limit_fetch_wait(settings.fetch_wait_ms)
     compat.exact_changelog_highwaters()
     compat.seek_without_skipping()
-    compat.fetch_again_when_buffers_drain()
     return faust.App(
         group_id(settings),
         broker=settings.broker_url,

@@ -9,11 +9,7 @@ where they offer no public way:
 - :func:`exact_changelog_highwaters`: ``Recovery._build_highwaters`` (Faust), so that table recovery
   reads a changelog partition to its real last record;
 - :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``perform_seek``, ``_read_offset``,
-  ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip records;
-- :func:`fetch_again_when_buffers_drain`: the Faust consumer's ``_wait_next_records``,
-  ``on_buffer_drop``, ``_buffered_partitions``, ``_get_active_partitions`` and ``_thread`` (Faust),
-  the fetcher's ``_fetch_waiters`` and ``_notify`` (aiokafka), so that records are handed over again
-  as soon as a full stream buffer drains, not up to a second later.
+  ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip records.
 
 :func:`check_versions` runs when an app is created and refuses to go on with other versions: a silent
 mismatch would lose the fetch-wait setting or break the lag gauge without a word. Moving a pin means
@@ -23,7 +19,6 @@ reading the uses below against the new sources, then adding the version here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Mapping
@@ -235,65 +230,3 @@ async def last_offsets(brokers: Any, reported: Mapping[Any, int], timeout_s: flo
     finally:
         await consumer.stop()
     return found
-
-
-def fetch_again_when_buffers_drain(longest_s: float = 1.0) -> None:
-    """Hand records over the moment a full stream buffer drains, not up to a second later.
-
-    When a stream falls behind, Faust stops handing over the records of each partition whose stream
-    buffer is full (``Consumer.on_buffer_full`` takes it out of the *active* partitions) and goes on
-    when the buffer has drained to half (``on_buffer_drop`` puts it back). But faust-streaming 0.15.3
-    never wakes the fetch it is waiting in: aiokafka's ``fetched_records`` waits up to the fetch loop's
-    1 s timeout for records of the partitions that were active when it started (other topics' idle
-    partitions), even though the drained partition's records are already fetched; and when no partition
-    at all is active, ``_wait_next_records`` sleeps a whole second. A worker held at ``max_in_flight``
-    fills its (``max_in_flight``-sized) buffers all the time, so it served what was buffered and then
-    sat idle with an empty pipeline: 0.5-0.8 s of every 2-3 s in a small CLIP's burst (seen in the
-    intake's timeline; the broker had the records, the fetches in flight returned nothing new).
-
-    Now a buffer drop wakes the waiting ``fetched_records`` (in the consumer's thread; it looks at the
-    active partitions again, the same set object) and ends the no-partition sleep. Idempotent.
-    """
-    from faust.transport.consumer import Consumer
-
-    wait_next = getattr(Consumer._wait_next_records, "__wrapped__", None) or Consumer._wait_next_records
-    buffer_drop = getattr(Consumer.on_buffer_drop, "__wrapped__", None) or Consumer.on_buffer_drop
-
-    def drained(consumer: Any) -> asyncio.Event:
-        event = getattr(consumer, "_sv_buffer_drained", None)
-        if event is None:
-            event = consumer._sv_buffer_drained = asyncio.Event()
-        return event
-
-    def wake_fetch_waiters(fetcher: Any) -> None:  # runs in the consumer thread's loop
-        for waiter in list(fetcher._fetch_waiters):
-            fetcher._notify(waiter)
-
-    @functools.wraps(wait_next)
-    async def wait_next_records(self, timeout):  # type: ignore[no-untyped-def]
-        if (
-            self.flow_active
-            and not self.app.client_only
-            and self._buffered_partitions
-            and not self._get_active_partitions()
-        ):
-            event = drained(self)
-            event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), longest_s)
-        return await wait_next(self, timeout)
-
-    @functools.wraps(buffer_drop)
-    def on_buffer_drop(self, tp):  # type: ignore[no-untyped-def]
-        buffered = tp in self._buffered_partitions
-        buffer_drop(self, tp)
-        if not buffered:
-            return
-        drained(self).set()
-        thread = getattr(self, "_thread", None)
-        fetcher = getattr(getattr(thread, "_consumer", None), "_fetcher", None)
-        if fetcher is not None:
-            thread.thread_loop.call_soon_threadsafe(wake_fetch_waiters, fetcher)
-
-    Consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
-    Consumer.on_buffer_drop = on_buffer_drop  # type: ignore[method-assign]
