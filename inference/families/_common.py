@@ -191,13 +191,17 @@ def normalise(
     return out.sub_(mean).div_(std)
 
 
-@torch.jit.script
-def _fill_normalised(
+def _fill_normalised_eager(
     images: list[torch.Tensor], out: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
 ) -> torch.Tensor:
     for index, image in enumerate(images):
         out[index].copy_(image)
     return out.sub_(mean).div_(std)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice (see inference.jit)
+    _fill_normalised = torch.jit.script(_fill_normalised_eager)
 
 
 def _same_shape(batch: Sequence[Prepared]) -> tuple[int, ...]:
