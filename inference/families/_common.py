@@ -155,10 +155,14 @@ def normalised_batch(
 ) -> torch.Tensor:
     """The prepared uint8 arrays as one ``(x - mean) / std`` float32 N x C x H x W batch on ``device``.
 
-    On CPU the stack, the conversion and the normalisation are one TorchScript call into this thread's
-    reused buffer (see ``normalise``): the inference thread takes the GIL back once, not after each of
-    four numpy and torch steps. Next to a busy event loop and decode threads each of those waits cost
-    milliseconds: a small CLIP's batch of 64 spent 26 ms waiting in them for 11 ms of work.
+    On CPU it is written into a buffer of the calling thread, reused by its next call, by one
+    TorchScript call (stack, conversion and normalisation), so the result is only valid until this
+    thread builds its next batch: the forward pass that takes it must be done by then. Why: a fresh
+    float32 batch (38 MB for 64 images at 224 px) is a fresh ``mmap`` whose page faults cost more than
+    the arithmetic (42 ms per such batch as ``(x.float() - mean) / std``, 5 ms in place in a reused
+    buffer, 2-core machine); and the inference thread takes the GIL back once, not after each of four
+    numpy and torch steps: next to a busy event loop and decode threads a small CLIP's batch of 64 spent
+    26 ms waiting in them for 11 ms of work.
 
     Raises:
         ValueError: if the arrays differ in shape or dtype.
@@ -176,19 +180,9 @@ def normalise(
     std: torch.Tensor,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
-    """``(x - mean) / std`` in float32, for a uint8 or float N x 3 x H x W batch.
-
-    On CPU the result is written into a buffer of the calling thread, reused by its next call: a fresh
-    float32 batch (38 MB for 64 images at 224 px) is a fresh ``mmap`` whose page faults cost more than
-    the arithmetic: 42 ms per such batch as ``(x.float() - mean) / std``, 5 ms in place in a reused
-    buffer (2-core machine, one thread), half of a small CLIP's forward pass. So the result is only
-    valid until this thread normalises again; the forward pass that takes it must be done by then.
-    """
-    if x.device.type != "cpu":
-        return ((x.float() - mean) / std).contiguous(memory_format=memory_format)
-    out = _thread_buffer(x.shape, memory_format)
-    out.copy_(x)
-    return out.sub_(mean).div_(std)
+    """``(x - mean) / std`` in float32, for a uint8 or float N x 3 x H x W batch (a new tensor; on
+    CPU ``normalised_batch`` avoids the allocation)."""
+    return ((x.float() - mean) / std).contiguous(memory_format=memory_format)
 
 
 def _fill_normalised_eager(

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from inference.base import Family, ImageModel, ModelOutput, ModelSpec, Prediction, Prepared
-from inference.device import autocast, enforce_threads, to_device
-from inference.families._common import channel_tensor, letterbox, normalise, stack
+from inference.device import autocast, enforce_threads
+from inference.families._common import channel_tensor, letterbox, normalised_batch
 from inference.jit import traced_forward
 
 _OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "false"}
@@ -168,7 +168,7 @@ class YoloModel(ImageModel):
         enforce_threads()
         with torch.inference_mode():
             with autocast(self.device, self.precision):
-                x = normalise(to_device(stack(batch), self.device), self._zero, self._full_scale)
+                x = normalised_batch(batch, self.device, self._zero, self._full_scale)
                 raw = self.net(x)
             pred = raw[0] if isinstance(raw, list | tuple) else raw
             detections = non_max_suppression(

@@ -1,5 +1,5 @@
 """inference.families._common: an image already at the input size skips Pillow with the same pixels;
-normalisation on CPU reuses a buffer per thread and gives the same values."""
+a CPU batch is normalised in a buffer reused per thread, with the same values."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from inference.base import Prepared
 from inference.families._common import (
     center_crop_resize,
     channel_tensor,
-    normalise,
     normalised_batch,
     resample_filter,
     squash_resize,
@@ -81,24 +80,30 @@ def _reference(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.
     return (x.float() - mean) / std
 
 
+def _prepared(x: torch.Tensor) -> list[Prepared]:
+    return [Prepared(item.numpy(), (item.shape[2], item.shape[1])) for item in x]
+
+
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_normalise_reuses_a_buffer_per_thread(memory_format: torch.memory_format) -> None:
+def test_a_cpu_batch_reuses_a_buffer_per_thread(memory_format: torch.memory_format) -> None:
     mean, std = channel_tensor((120.0, 110.0, 100.0), "cpu"), channel_tensor((60.0, 55.0, 50.0), "cpu")
     big = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     small = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
-    first = normalise(big, mean, std, memory_format)
+    first = normalised_batch(_prepared(big), "cpu", mean, std, memory_format)
     assert first.dtype == torch.float32 and first.is_contiguous(memory_format=memory_format)
     torch.testing.assert_close(first, _reference(big, mean, std), rtol=0, atol=1e-6)
-    second = normalise(small, mean, std, memory_format)  # a smaller batch: a slice of the same buffer
+    second = normalised_batch(_prepared(small), "cpu", mean, std, memory_format)  # a slice of the same buffer
     assert second.data_ptr() == first.data_ptr()
     torch.testing.assert_close(second, _reference(small, mean, std), rtol=0, atol=1e-6)
     other: list[torch.Tensor] = []  # another thread writes into a buffer of its own
-    thread = threading.Thread(target=lambda: other.append(normalise(big, mean, std, memory_format)))
+    thread = threading.Thread(
+        target=lambda: other.append(normalised_batch(_prepared(big), "cpu", mean, std, memory_format))
+    )
     thread.start()
     thread.join()
     assert other[0].data_ptr() != first.data_ptr()
     torch.testing.assert_close(second, _reference(small, mean, std), rtol=0, atol=1e-6)
-    resized = normalise(torch.zeros((2, 3, 8, 8), dtype=torch.uint8), mean, std, memory_format)
+    resized = normalised_batch(_prepared(torch.zeros((2, 3, 8, 8), dtype=torch.uint8)), "cpu", mean, std)
     assert resized.shape == (2, 3, 8, 8)  # another item size replaces the buffer
 
 
