@@ -101,6 +101,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     compat.limit_fetch_wait(settings.fetch_wait_ms)
     compat.exact_changelog_highwaters()
     compat.seek_without_skipping()
+    compat.flush_every_buffered_message()
     return faust.App(
         group_id(settings),
         broker=settings.broker_url,

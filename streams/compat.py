@@ -9,7 +9,9 @@ where they offer no public way:
 - :func:`exact_changelog_highwaters`: ``Recovery._build_highwaters`` (Faust), so that table recovery
   reads a changelog partition to its real last record;
 - :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``perform_seek``, ``_read_offset``,
-  ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip records.
+  ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip records;
+- :func:`flush_every_buffered_message`: Faust's ``ProducerBuffer.flush``, ``_send_pending``, ``size``
+  and ``message_sent``, so that the flush before an offset commit waits for every table write.
 
 :func:`check_versions` runs when an app is created and refuses to go on with other versions: a silent
 mismatch would lose the fetch-wait setting or break the lag gauge without a word. Moving a pin means
@@ -19,11 +21,15 @@ reading the uses below against the new sources, then adding the version here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import time
 from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Distribution → the versions the private uses below were checked against.
 SUPPORTED = {"faust-streaming": ("0.15.3",), "aiokafka": ("0.14.0",)}
@@ -230,3 +236,54 @@ async def last_offsets(brokers: Any, reported: Mapping[Any, int], timeout_s: flo
     finally:
         await consumer.stop()
     return found
+
+
+def flush_every_buffered_message(report_every_s: float = 10.0) -> None:
+    """Make the producer's flush before an offset commit wait for every message written before it.
+
+    A table write is sent later: Faust puts its changelog record in the producer's ``ProducerBuffer``
+    and a task hands the records to aiokafka one by one. Before it commits offsets, Faust flushes the
+    producer, so that the table updates of the acknowledged events are on the broker first. But in
+    faust-streaming 0.15.3 ``ProducerBuffer.flush`` gives up as soon as no record was handed over for
+    0.1 s, and never waits for the record the task is handing over (already off the queue, waiting in
+    aiokafka's ``send`` for room in a batch or for metadata). On a busy machine the commit then runs
+    ahead of the changelog, and a ``kill -9`` right after it loses the table updates of events whose
+    offsets are committed: they are never counted again (seen in the crash test: a few of one
+    partition's sources short in ``source_stats`` for good).
+
+    Now the flush waits until the queue is empty and no record is being handed over (logging every
+    ``report_every_s`` while it waits), then aiokafka's flush waits for their delivery as before. It
+    still raises, as Faust's does, when records wait in a buffer that is no longer running. Idempotent.
+    """
+    from faust.transport.producer import ProducerBuffer
+
+    send_pending = getattr(ProducerBuffer._send_pending, "__wrapped__", None) or ProducerBuffer._send_pending
+    faust_flush = getattr(ProducerBuffer.flush, "__wrapped__", None) or ProducerBuffer.flush
+
+    @functools.wraps(send_pending)
+    async def counted_send_pending(self, fut):  # type: ignore[no-untyped-def]
+        self._sv_sending = getattr(self, "_sv_sending", 0) + 1
+        try:
+            await send_pending(self, fut)
+        finally:
+            self._sv_sending -= 1
+
+    @functools.wraps(faust_flush)  # replaced, not called: ``__wrapped__`` keeps Faust's for the tests
+    async def flush(self):  # type: ignore[no-untyped-def]
+        """Flush all messages: wait until every buffered message is handed to the client."""
+        started, reports = time.monotonic(), 0
+        while True:
+            self.message_sent.clear()  # before the check: a hand-over after it sets it again
+            if not (self.size or getattr(self, "_sv_sending", 0)):
+                return
+            if self.state != "running" and self.size:
+                raise RuntimeError("Cannot flush: Producer not Running")
+            with contextlib.suppress(TimeoutError):  # looks again: the sending task may have stopped
+                await asyncio.wait_for(self.message_sent.wait(), timeout=0.5)
+            if time.monotonic() - started >= (reports + 1) * report_every_s:
+                reports += 1
+                waited = reports * report_every_s
+                log.warning("producer flush: %d records still wait after %d s", self.size, waited)
+
+    ProducerBuffer._send_pending = counted_send_pending  # type: ignore[method-assign]
+    ProducerBuffer.flush = flush  # type: ignore[method-assign]

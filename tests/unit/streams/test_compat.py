@@ -100,3 +100,54 @@ async def test_a_seek_ends_the_batch_in_hand_and_keeps_the_sought_read_offset(mo
     assert consumer._read_offset[tp] == 5 and consumer._committed_offset[tp] == 5
     assert tp not in consumer._gap
     assert flow == ["stop", "resume"] and consumer.flow_active
+
+
+class SlowChannel:
+    """Hands a record to the client the way aiokafka's ``send`` can: after waiting for room in a batch."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.sent = seconds, []
+
+    async def publish_message(self, fut, wait=False):  # Faust's signature
+        await asyncio.sleep(self.seconds)
+        self.sent.append(fut.message.value)
+
+
+async def _flush_with_slow_hand_over(monkeypatch, patched: bool) -> tuple[list[int], int]:
+    """Three records in a started ProducerBuffer whose hand-over takes 0.3 s each; flush; what was sent."""
+    import faust
+    from faust.transport.producer import ProducerBuffer
+
+    for name in ("flush", "_send_pending"):  # Faust's own (an app made earlier patched them)
+        method = getattr(ProducerBuffer, name)
+        monkeypatch.setattr(ProducerBuffer, name, getattr(method, "__wrapped__", method))
+    if patched:
+        compat.flush_every_buffered_message()
+    buffer = ProducerBuffer()
+    buffer.app = faust.App("compat-flush-test", producer_threaded=False)
+    channel = SlowChannel(0.3)
+    await buffer.start()
+    try:
+        for value in range(3):
+            buffer.put(SimpleNamespace(message=SimpleNamespace(channel=channel, value=value)))
+        await buffer.flush()
+        sent_by_then = list(channel.sent)
+        while len(channel.sent) < 3:  # let the rest go before stopping (Faust's stop refuses otherwise)
+            await asyncio.sleep(0.05)
+        return sent_by_then, 3
+    finally:
+        await buffer.stop()
+
+
+async def test_faust_flush_returns_before_the_buffered_records_are_handed_over(monkeypatch):
+    """Why :func:`compat.flush_every_buffered_message` exists: Faust's flush gives up after 0.1 s.
+
+    If this starts failing, Faust fixed it.
+    """
+    sent, total = await _flush_with_slow_hand_over(monkeypatch, patched=False)
+    assert len(sent) < total
+
+
+async def test_the_flush_before_a_commit_waits_for_every_buffered_record(monkeypatch):
+    sent, total = await _flush_with_slow_hand_over(monkeypatch, patched=True)
+    assert sent == list(range(total))
