@@ -102,6 +102,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     compat.exact_changelog_highwaters()
     compat.seek_without_skipping()
     compat.flush_every_buffered_message()
+    compat.hand_over_without_stalling()
     return faust.App(
         group_id(settings),
         broker=settings.broker_url,

@@ -10,6 +10,9 @@ where they offer no public way:
   reads a changelog partition to its real last record;
 - :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``perform_seek``, ``_read_offset``,
   ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip records;
+- :func:`hand_over_without_stalling`: the Faust consumer's ``_wait_next_records``, ``flow_active`` and
+  ``_get_active_partitions``, so that records are handed over again soon after a full stream buffer
+  drains, not up to a second later;
 - :func:`flush_every_buffered_message`: Faust's ``ProducerBuffer.flush``, ``_send_pending``, ``size``
   and ``message_sent``, so that the flush before an offset commit waits for every table write.
 
@@ -287,3 +290,35 @@ def flush_every_buffered_message(report_every_s: float = 10.0) -> None:
 
     ProducerBuffer._send_pending = counted_send_pending  # type: ignore[method-assign]
     ProducerBuffer.flush = flush  # type: ignore[method-assign]
+
+
+def hand_over_without_stalling(poll_s: float = 0.05) -> None:
+    """Hand records over within ``poll_s`` of a full stream buffer draining, not up to a second later.
+
+    Faust's fetch loop asks aiokafka for the fetched records of the *active* partitions and waits up to
+    1 s for some to arrive; when no partition is active it sleeps 1 s. A stream that falls behind makes
+    Faust take the partitions whose stream buffer is full out of the active set (``on_buffer_full``)
+    and put them back when the buffer has drained (``on_buffer_drop``), but the wait in progress does
+    not notice: it waits on for records of the partitions that stayed active (other topics' idle ones)
+    while the drained partition's records sit fetched. A worker held at ``max_in_flight`` fills its
+    buffers all the time, so it served what was buffered, then sat idle with an empty pipeline: 0.5-0.8 s
+    of every 2-3 s of a small CLIP's burst (seen in the intake's timeline and in a log of aiokafka's
+    fetch requests). Now both waits last at most ``poll_s``, and the loop asks again with the partitions
+    active at that moment: the same Faust and aiokafka calls with shorter timeouts (an idle worker makes
+    ``1 / poll_s`` calls a second into the consumer's thread). Idempotent.
+
+    (The first fix woke aiokafka's waiting call from the buffer-drop callback instead, from another
+    thread; with it the crash test's statistics stopped converging now and then, see the README.)
+    """
+    from faust.transport.consumer import Consumer
+
+    wait_next = getattr(Consumer._wait_next_records, "__wrapped__", None) or Consumer._wait_next_records
+
+    @functools.wraps(wait_next)
+    async def wait_next_records(self, timeout):  # type: ignore[no-untyped-def]
+        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+            await asyncio.sleep(poll_s)  # Faust sleeps a whole second here
+            return {}, self._get_active_partitions()
+        return await wait_next(self, min(timeout, poll_s))
+
+    Consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]

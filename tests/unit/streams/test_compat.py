@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -151,3 +153,49 @@ async def test_faust_flush_returns_before_the_buffered_records_are_handed_over(m
 async def test_the_flush_before_a_commit_waits_for_every_buffered_record(monkeypatch):
     sent, total = await _flush_with_slow_hand_over(monkeypatch, patched=True)
     assert sent == list(range(total))
+
+
+async def _wait_next_records(monkeypatch, patched: bool, active: set) -> tuple[float, list[float], Any]:
+    """Faust's ``_wait_next_records`` (patched or not) on a consumer with ``active`` partitions whose
+    fetch finds nothing: (seconds it took, the timeouts the fetch was given, what it returned)."""
+    from faust.transport.consumer import Consumer
+
+    method = Consumer._wait_next_records
+    monkeypatch.setattr(Consumer, "_wait_next_records", getattr(method, "__wrapped__", method))
+    if patched:
+        compat.hand_over_without_stalling(poll_s=0.05)
+    timeouts: list[float] = []
+
+    async def getmany(active_partitions, timeout):  # aiokafka's fetched_records: nothing arrived
+        timeouts.append(timeout)
+        await asyncio.sleep(timeout)
+        return {}
+
+    consumer = SimpleNamespace(
+        flow_active=True,
+        app=SimpleNamespace(client_only=False),
+        not_waiting_next_records=asyncio.Event(),
+        _get_active_partitions=lambda: active,
+        _getmany=getmany,
+        sleep=asyncio.sleep,
+    )
+    started = time.monotonic()
+    answer = await Consumer._wait_next_records(consumer, 1.0)
+    return time.monotonic() - started, timeouts, answer
+
+
+@pytest.mark.parametrize("active", [set(), {("results", 0)}])
+async def test_faust_waits_a_second_for_records_whatever_drains_meanwhile(monkeypatch, active):
+    """Why :func:`compat.hand_over_without_stalling` exists. If this starts failing, Faust changed."""
+    took, timeouts, _ = await _wait_next_records(monkeypatch, patched=False, active=active)
+    assert took >= 0.9
+    assert timeouts == ([1.0] if active else [])
+
+
+@pytest.mark.parametrize("active", [set(), {("results", 0)}])
+async def test_the_fetch_loop_looks_again_within_the_poll_interval(monkeypatch, active):
+    took, timeouts, answer = await _wait_next_records(monkeypatch, patched=True, active=active)
+    records, active_then = answer
+    assert took < 0.5
+    assert timeouts == ([0.05] if active else [])
+    assert records == {} and active_then is active
