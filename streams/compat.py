@@ -251,8 +251,8 @@ def flush_every_buffered_message(report_every_s: float = 10.0) -> None:
     0.1 s, and never waits for the record the task is handing over (already off the queue, waiting in
     aiokafka's ``send`` for room in a batch or for metadata). On a busy machine the commit then runs
     ahead of the changelog, and a ``kill -9`` right after it loses the table updates of events whose
-    offsets are committed: they are never counted again (seen in the crash test: a few of one
-    partition's sources short in ``source_stats`` for good).
+    offsets are committed: they are never counted again. (Seen in the crash test's workers: a flush
+    before a commit returned while a record was still being handed over.)
 
     Now the flush waits until the queue is empty and no record is being handed over (logging every
     ``report_every_s`` while it waits), then aiokafka's flush waits for their delivery as before. It
