@@ -103,7 +103,8 @@ def test_a_cpu_batch_reuses_a_buffer_per_thread(memory_format: torch.memory_form
     thread.join()
     assert other[0].data_ptr() != first.data_ptr()
     torch.testing.assert_close(second, _reference(small, mean, std), rtol=0, atol=1e-6)
-    resized = normalised_batch(_prepared(torch.zeros((2, 3, 8, 8), dtype=torch.uint8)), "cpu", mean, std)
+    zeros = _prepared(torch.zeros((2, 3, 8, 8), dtype=torch.uint8))
+    resized = normalised_batch(zeros, "cpu", mean, std, memory_format)
     assert resized.shape == (2, 3, 8, 8)  # another item size replaces the buffer
 
 
