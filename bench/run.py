@@ -325,6 +325,7 @@ class Benchmark:
         workers: Sequence[BenchWorker] = (),
     ) -> dict[str, Any]:
         from streams.io.publisher import ImagePublisher
+        from streams.runtime.memory import freeze_heap
 
         options = self.options
         collector = Collector(settings)
@@ -338,6 +339,9 @@ class Benchmark:
                     publisher, collector, frames, warm, timeout=max(120.0, 20 * warm / expected_rate)
                 )
                 estimate = min(expected_rate * 1.5, warmed["images_per_s"])
+                # This process times arrivals: a full collection of its heap (models measured for the
+                # ceiling, every library) would hold a result's arrival back by a few hundred ms.
+                freeze_heap()
                 count = self._events(estimate, batch_size)
                 timeout = max(120.0, 20 * count / estimate)
                 before = [w.stage_snapshot() for w in workers]

@@ -103,6 +103,11 @@ DRIFT_ALERTS_ACTIVE = Gauge(
     registry=REGISTRY,
 )
 
+GC_FROZEN_OBJECTS = Gauge(
+    "streamvision_gc_frozen_objects",
+    "Objects of the started worker kept out of the garbage collector's full passes (gc.freeze).",
+    registry=REGISTRY,
+)
 BROKER_RSS = Gauge(
     "streamvision_broker_rss_bytes",
     "Resident memory of the embedded broker (watched on the embedded stack only).",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model
+from bench.soak import TINY_MODEL, random_jpeg, register_tiny_model, scrape
 from streams.devstack.processes import free_port
 from streams.io.publisher import ImagePublisher
 from tests.integration.conftest import eventually, http_json, read_topic, run_sync
@@ -38,6 +38,8 @@ def test_an_inference_worker_serves_and_a_stats_worker_counts(settings_factory, 
     stats = worker_factory(settings.copy(worker_name="stats", role="stats", web_port=free_port()))
     for worker in (inference, stats):
         assert http_json(worker.url + "/ready")[0] == 200
+        # Started: its heap (modules, models, the app) is out of the collector's full passes.
+        assert scrape(worker.url + "/metrics")["streamvision_gc_frozen_objects"] > 100_000
 
     rng = np.random.default_rng(3)
     ids = run_sync(_publish(settings, [random_jpeg(rng) for _ in range(10)]))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
 import sys
+import weakref
 
 import pytest
 
 from streams import metrics
-from streams.runtime.memory import MB, BrokerMemoryGuard, rss_bytes
+from streams.runtime.memory import MB, BrokerMemoryGuard, freeze_heap, rss_bytes
 
 
 def _gauge(gauge) -> float:
@@ -84,3 +86,27 @@ def test_arena_limit_zero_leaves_glibc_alone() -> None:
     from streams.runtime.memory import limit_malloc_arenas
 
     assert limit_malloc_arenas(0) is False
+
+
+def test_a_frozen_heap_leaves_full_collections_little_to_walk() -> None:
+    """What a worker does once it has started (``StreamWorker.on_startup_finished``)."""
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    gc.collect()
+    tracked_before = len(gc.get_objects())
+    garbage = Node()
+    collected = weakref.ref(garbage)
+    del garbage
+    kept = [[i] for i in range(50_000)]  # long-lived objects, like the modules of a started worker
+    try:
+        frozen = freeze_heap()
+        assert frozen == gc.get_freeze_count() >= tracked_before + len(kept)
+        assert _gauge(metrics.GC_FROZEN_OBJECTS) == frozen
+        assert len(gc.get_objects()) < 1000  # what a full collection walks now
+        assert collected() is None  # garbage is collected first, not frozen
+    finally:
+        gc.unfreeze()  # the test process goes on as before
+    assert kept[-1] == [49_999]
