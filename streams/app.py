@@ -13,14 +13,12 @@ not imported, here: agents and views sit above this wiring (see the import contr
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from streams import compat
-from streams.runtime.memory import freeze_heap
 from streams.runtime.services import WorkerRuntime
 from streams.settings import Settings
 from streams.topology import Topology, build_topology
@@ -37,8 +35,6 @@ AGENTS_BY_ROLE = {
 
 PRODUCER_BATCH_BYTES = 1024 * 1024
 
-log = logging.getLogger(__name__)
-
 
 def group_id(settings: Settings) -> str:
     """The Faust app id, which names the consumer group and the tables' changelog topics.
@@ -52,7 +48,7 @@ def group_id(settings: Settings) -> str:
 
 
 class StreamWorker(faust.Worker):
-    """Faust's worker without its terminal spinner, its start-up heap frozen.
+    """Faust's worker without its terminal spinner.
 
     At log levels WARN and above, faust-streaming 0.15.3 sets the root logger to DEBUG so that a
     spinner turns on every record. Every ``log.debug`` in Faust and aiokafka then builds a record
@@ -62,14 +58,6 @@ class StreamWorker(faust.Worker):
 
     def on_setup_root_logger(self, logger, level):  # type: ignore[no-untyped-def]
         self.spinner = None
-
-    async def on_startup_finished(self) -> None:
-        """Once started (tables recovered, services and first models loaded): freeze the heap, so that
-        the garbage collector's full passes stop pausing the worker (see
-        :func:`streams.runtime.memory.freeze_heap`). Only worker processes do this, not apps that tests
-        start in their own process."""
-        await super().on_startup_finished()
-        log.info("start-up heap frozen: %d objects out of the collector's full passes", freeze_heap())
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,11 @@ class Settings(BaseSettings):
         description="How often a worker gives its heap's free pages back to the system (glibc malloc_trim; "
         "0: never).",
     )
+    gc_freeze: bool = Field(
+        False,
+        description="Once started, freeze the worker's heap out of the garbage collector's full passes "
+        "(gc.freeze: no more 250-380 ms pauses). Off by default: see the README's hot path, sixth pass.",
+    )
     retention_ms: int = Field(
         24 * 3_600_000,
         description="retention.ms of images.raw, images.enriched, images.shadow and drift.stats on the "

@@ -28,7 +28,7 @@ from streams.pipeline.core import InferencePipeline
 from streams.pipeline.outputs import DEAD_LETTER, ENRICHED, SHADOW, OutputRecord
 from streams.runtime.drift import DriftRuntime
 from streams.runtime.live import LiveHub
-from streams.runtime.memory import BrokerMemoryGuard, trim_heap
+from streams.runtime.memory import BrokerMemoryGuard, freeze_heap, trim_heap
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
 from streams.security.guard import Guard
@@ -203,6 +203,12 @@ class WorkerRuntime(Service):
             image_store=self.images,
         )
         self.pipeline_created.set()
+
+    async def on_started(self) -> None:
+        # Started after table recovery, with the first models loaded: what is alive now lives as long
+        # as the process (see :func:`streams.runtime.memory.freeze_heap`).
+        if self.settings.gc_freeze:
+            log.info("start-up heap frozen: %d objects out of the collector's full passes", freeze_heap())
 
     async def _on_results(self, jobs, results, info) -> None:
         assert self.pipeline is not None
