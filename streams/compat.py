@@ -164,6 +164,7 @@ def seek_without_skipping() -> None:
         try:
             # Faust's own steps (faust/transport/consumer.py), then the gaps and the bookkeeping.
             committed = await self.seek_to_committed()
+            await _rewind_uncommitted(self, committed)
             read_offsets = {
                 tp: offset if offset is not None and offset >= 0 else None for tp, offset in committed.items()
             }
@@ -182,6 +183,26 @@ def seek_without_skipping() -> None:
         finally:
             if hold:
                 self.resume_flow()
+
+    async def _rewind_uncommitted(consumer: Any, committed: Mapping[Any, Any]) -> None:
+        """Seek the stream partitions that have no committed offset yet (None or 0) to their beginning.
+
+        aiokafka's ``seek_to_committed`` only seeks partitions with a committed offset above 0; one that
+        never committed keeps the position its fetches reached, and the records fetched before this seek
+        that are dropped here (the rest of the batch in hand) or by Faust (the stream buffers it clears
+        when the flow resumes) were never read again. Seen after a ``kill -9``: the victim died before
+        its statistics' first flush, so the results topic's partitions it owned had no committed offset,
+        and the survivor that took them over never counted the results the victim had produced there
+        (~100 per partition; the crash test's statistics stayed short). Re-reading from the beginning
+        re-reads only records nobody committed: duplicates, which every consumer here tolerates.
+        Changelog partitions are left to Faust's recovery, which seeks them itself.
+        """
+        fresh = [tp for tp, offset in committed.items() if not offset]
+        if fresh:
+            changelogs = consumer.app.tables.changelog_topics
+            fresh = [tp for tp in fresh if tp.topic not in changelogs]
+        if fresh:
+            await consumer._thread.seek_to_beginning(*fresh)
 
     @functools.wraps(getmany)
     async def getmany_until_seek(self, timeout):  # type: ignore[no-untyped-def]

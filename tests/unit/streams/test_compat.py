@@ -200,3 +200,38 @@ async def test_the_fetch_loop_looks_again_within_the_poll_interval(monkeypatch, 
     assert took < 0.5
     assert timeouts == ([0.05] if active else [])
     assert records == {} and active_then is active
+
+
+async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeypatch):
+    """aiokafka's ``seek_to_committed`` leaves a partition without a committed offset (None, or 0) where
+    its fetches got to; records fetched before the seek and dropped (the rest of the batch in hand, the
+    stream buffers Faust clears) would never be read again. The seek rewinds those partitions to their
+    beginning; partitions with progress and the tables' changelogs (Faust's recovery seeks those) stay."""
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)  # undone after the test
+    monkeypatch.setattr(Consumer, "getmany", Consumer.getmany)
+    compat.seek_without_skipping()
+    fresh, zero, done = TP("enriched", 2), TP("enriched", 3), TP("enriched", 0)
+    changelog = TP("t-changelog", 2)
+    rewound: list[TP] = []
+
+    async def seek_to_committed():
+        return {fresh: None, zero: 0, done: 7, changelog: None}
+
+    async def seek_to_beginning(*tps):
+        rewound.extend(tps)
+
+    consumer = SimpleNamespace(
+        flow_active=False,  # as when Faust's own fetch loop seeks
+        seek_to_committed=seek_to_committed,
+        _thread=SimpleNamespace(seek_to_beginning=seek_to_beginning),
+        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={"t-changelog"})),
+        _read_offset=defaultdict(lambda: None),
+        _committed_offset=defaultdict(lambda: None),
+        _gap={},
+    )
+    await Consumer.perform_seek(consumer)
+    assert rewound == [fresh, zero]
+    assert consumer._read_offset[fresh] is None and consumer._read_offset[done] == 7
