@@ -287,9 +287,9 @@ class Settings(BaseSettings):
         "0: never).",
     )
     gc_freeze: bool = Field(
-        False,
+        True,
         description="Once started, freeze the worker's heap out of the garbage collector's full passes "
-        "(gc.freeze: no more 250-380 ms pauses). Off by default: see the README's hot path, sixth pass.",
+        "(gc.freeze: no more 250-380 ms pauses; see the README's hot path, sixth pass).",
     )
     retention_ms: int = Field(
         24 * 3_600_000,

@@ -34,13 +34,11 @@ async def _publish(settings, images: list[bytes]) -> list[str]:
 def test_an_inference_worker_serves_and_a_stats_worker_counts(settings_factory, worker_factory):
     settings = settings_factory(models=(TINY_MODEL,), topic_partitions=4)
     register_tiny_model(settings)
-    inference = worker_factory(settings.copy(worker_name="inference", role="inference", gc_freeze=True))
-    stats = worker_factory(
-        settings.copy(worker_name="stats", role="stats", web_port=free_port(), gc_freeze=True)
-    )
+    inference = worker_factory(settings.copy(worker_name="inference", role="inference"))
+    stats = worker_factory(settings.copy(worker_name="stats", role="stats", web_port=free_port()))
     for worker in (inference, stats):
         assert http_json(worker.url + "/ready")[0] == 200
-        # Started with gc_freeze: its heap (modules, models, the app) is out of the collector's full passes.
+        # Started (gc_freeze by default): its heap (modules, models, the app) is out of the collector's full passes.
         assert scrape(worker.url + "/metrics")["streamvision_gc_frozen_objects"] > 100_000
 
     rng = np.random.default_rng(3)
