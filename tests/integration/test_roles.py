@@ -38,7 +38,7 @@ def test_an_inference_worker_serves_and_a_stats_worker_counts(settings_factory, 
     stats = worker_factory(settings.copy(worker_name="stats", role="stats", web_port=free_port()))
     for worker in (inference, stats):
         assert http_json(worker.url + "/ready")[0] == 200
-        # Started (gc_freeze by default): its heap (modules, models, the app) is out of the collector's full passes.
+        # Started (gc_freeze is on by default): its heap is out of the collector's full passes.
         assert scrape(worker.url + "/metrics")["streamvision_gc_frozen_objects"] > 100_000
 
     rng = np.random.default_rng(3)
