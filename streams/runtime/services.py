@@ -235,6 +235,7 @@ class WorkerRuntime(Service):
             await self.sleep(self.settings.peer_announce_s)
 
     async def on_stop(self) -> None:
+        self.live.close()  # open dashboard streams end now, not when their browsers go away
         if self.peers is not None:
             await self.peers.withdraw()
         if self.fan_out is not None:

@@ -23,6 +23,7 @@ from inference.decode import decode_image
 from schemas.codec import encode
 from streams.io.publisher import claim_check, image_event
 from streams.pipeline.frames import EXTENSIONS, ORIGINAL, REDACTED, frame_key
+from streams.runtime.live import CLOSED
 from streams.runtime.services import WorkerRuntime
 from streams.security.policy import Access
 from streams.topology import Topology
@@ -225,6 +226,8 @@ def _live_pages(app: Any, runtime: WorkerRuntime) -> None:
                     while True:
                         try:
                             kind, payload = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
+                            if (kind, payload) == CLOSED:
+                                break  # the worker is stopping
                             await response.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
                         except TimeoutError:
                             if not await runtime.guard.still_allowed(credential, Access.READ):

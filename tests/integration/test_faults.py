@@ -297,5 +297,6 @@ def test_broker_restart_worker_waits_and_resumes(tmp_path, settings_factory, wor
         assert served["model"]["name"] == TINY_MODEL
         assert worker.process.poll() is None
         assert _get(worker.url + "/health")[0] == 200
+        worker.stop()  # while its broker is up: without one, its consumer hangs in stop (killed at 30 s)
     finally:
         broker.stop()

@@ -3,17 +3,22 @@ process serving the real EfficientNet-Lite0 weights."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import signal
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import pytest
 from PIL import Image
 
+from bench.soak import TINY_MODEL, register_tiny_model
 from schemas.codec import encode
 from streams.feeders.demo import ensure_demo_models, sample_cameras
 from streams.io.publisher import ImagePublisher, image_event
+from streams.web.api import KEEPALIVE_S
 from tests.integration.conftest import eventually, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -115,6 +120,22 @@ async def test_valid_events_are_served_once_and_bad_ones_dead_lettered(settings_
         == len(bad) + 2
     )
     assert worker.process.poll() is None  # bad input never takes the worker down
+
+
+async def test_a_stopping_worker_ends_its_open_event_streams(settings_factory, worker_factory):
+    """SIGTERM with a dashboard's event stream open: the stream ends and the worker exits at once, not
+    when the browser goes away (aiohttp's shutdown waits for every open handler)."""
+    settings = settings_factory(models=(TINY_MODEL,))
+    register_tiny_model(settings)
+    worker = worker_factory(settings)
+    async with aiohttp.ClientSession() as http, http.get(worker.url + "/api/stream") as stream:
+        assert await stream.content.readline() == b": connected\n"
+        worker.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(KEEPALIVE_S / 2):  # ended by the stop, not by a keep-alive
+            while not stream.content.at_eof():
+                await stream.content.readany()
+    returncode = await asyncio.to_thread(worker.process.wait, 30)
+    assert returncode == 0, worker.log()[-3000:]
 
 
 def _samples(exposition: str) -> dict[str, float]:
