@@ -142,7 +142,10 @@ def seek_without_skipping() -> None:
     read offset is set and the batch the loop was in has ended (a record it handed over meanwhile is
     read again later: a duplicate, which the pipeline tolerates). Faust's gaps on the sought partitions
     are forgotten (those records will be read again), and a read offset a stale record moved is put
-    back when its batch ends. Idempotent.
+    back when its batch ends. A fetch loop that asked for records while the flow was stopped holds no
+    batch: Faust's getmany waits for the flow to resume and then fetches after the seek, so the seek
+    does not wait for it (it used to, for its whole 5 s limit, and then dropped that first batch fetched
+    after the seek as if it were stale: seen in a soak's restart under load). Idempotent.
     """
     from faust.transport.consumer import Consumer, ensure_TP
 
@@ -206,16 +209,20 @@ def seek_without_skipping() -> None:
 
     @functools.wraps(getmany)
     async def getmany_until_seek(self, timeout):  # type: ignore[no-untyped-def]
-        started = getattr(self, "_sv_seeks", 0)
-        self._sv_batch_from = started  # the seek this batch was fetched after (perform_seek waits on it)
+        # The seek this batch is fetched after. With the flow stopped (a seek in progress), Faust's
+        # getmany fetches only once the flow resumes, after that seek: its number is known then.
+        started = getattr(self, "_sv_seeks", 0) if self.flow_active else None
         try:
             async for tp, message in getmany(self, timeout):
+                if started is None:
+                    started = getattr(self, "_sv_seeks", 0)
                 if getattr(self, "_sv_seeks", 0) != started:
                     break  # fetched before a seek: read again from the sought offsets
+                self._sv_batch_from = started  # records in hand: perform_seek waits for the batch to end
                 yield tp, message
         finally:
             # Runs when the loop asks for the record after the last: after it set that one's read offset.
-            if getattr(self, "_sv_seeks", 0) != started:
+            if started is not None and getattr(self, "_sv_seeks", 0) != started:
                 put_back_read_offsets(self)
             self._sv_batch_from = None
 

@@ -202,6 +202,60 @@ async def test_the_fetch_loop_looks_again_within_the_poll_interval(monkeypatch, 
     assert records == {} and active_then is active
 
 
+async def test_a_fetch_loop_waiting_for_the_flow_does_not_hold_up_the_seek(monkeypatch):
+    """The fetch loop asks for records just after a seek stopped the flow: Faust's getmany waits for the
+    flow to resume, then fetches from the sought offsets. The seek must not wait for that loop (it
+    waited its whole 5 s limit) and the batch fetched after it is handed over, not dropped as stale."""
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    tp = TP("raw", 0)
+
+    async def flow_aware_getmany(self, timeout):  # Faust's getmany: no fetch while the flow is stopped
+        if not self.flow_active:
+            await self.can_resume_flow.wait()
+        for offset in range(5, 8):
+            yield tp, SimpleNamespace(offset=offset)
+
+    monkeypatch.setattr(Consumer, "getmany", flow_aware_getmany)
+    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)  # undone after the test
+    compat.seek_without_skipping()
+
+    async def seek_to_committed():
+        await asyncio.sleep(0.05)
+        return {tp: 5}
+
+    def stop_flow() -> None:
+        consumer.flow_active = False
+        consumer.can_resume_flow.clear()
+
+    def resume_flow() -> None:
+        consumer.flow_active = True
+        consumer.can_resume_flow.set()
+
+    consumer = SimpleNamespace(
+        flow_active=True,
+        can_resume_flow=asyncio.Event(),
+        stop_flow=stop_flow,
+        resume_flow=resume_flow,
+        seek_to_committed=seek_to_committed,
+        _read_offset=defaultdict(lambda: None),
+        _committed_offset=defaultdict(lambda: None),
+        _gap={},
+    )
+    seeking = asyncio.ensure_future(Consumer.perform_seek(consumer))
+    await asyncio.sleep(0)  # the seek has stopped the flow and waits for the committed offsets
+    assert not consumer.flow_active
+    handed = []
+    async with asyncio.timeout(2):  # well under the seek's 5 s limit
+        async for _, message in Consumer.getmany(consumer, 1.0):
+            handed.append(message.offset)
+            consumer._read_offset[tp] = message.offset
+        await seeking
+    assert handed == [5, 6, 7]
+    assert consumer._read_offset[tp] == 7
+
+
 async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeypatch):
     """aiokafka's ``seek_to_committed`` leaves a partition without a committed offset (None, or 0) where
     its fetches got to; records fetched before the seek and dropped (the rest of the batch in hand, the
