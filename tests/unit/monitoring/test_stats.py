@@ -13,6 +13,7 @@ from monitoring.stats import (
     calibrate_mmd,
     ks_noise_floor,
     ks_statistic,
+    mean_shift_noise_floor,
     median_gamma,
     mmd_rbf,
     psi,
@@ -123,3 +124,12 @@ def test_psi_noise_floor_matches_simulation() -> None:
     floor = psi_noise_floor(k, n, m, alpha=0.001)
     assert np.quantile(sims, 0.995) < floor < 1.5 * np.quantile(sims, 0.999)
     assert ks_noise_floor(500, 2000, 0.001) == pytest.approx(0.0975, abs=1e-3)
+
+
+@pytest.mark.parametrize("bins,n,m,alpha", [(10, 100, 200, 0.01), (2, 50, 50, 0.05), (1, 10, 10, 1e-3)])
+def test_noise_floors_are_the_scipy_stats_quantiles(bins: int, n: int, m: int, alpha: float) -> None:
+    """The floors use scipy.special (cheap to import); the values are scipy.stats' chi2 and normal ones."""
+    scale = 1.0 / n + 1.0 / m
+    chi2, z = sps.chi2.ppf(1 - alpha, max(bins - 1, 1)), sps.norm.ppf(1 - alpha / 2)
+    assert psi_noise_floor(bins, n, m, alpha) == pytest.approx(chi2 * scale)
+    assert mean_shift_noise_floor(n, m, alpha) == pytest.approx(z * math.sqrt(scale))
