@@ -9,6 +9,12 @@ STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := promtool chromium shellcheck
 SYSTEM_PACKAGES := prometheus chromium shellcheck
 
+# Test files run in this many processes (integration tests mostly wait on worker processes; one file
+# stays in one process, so its module fixtures are shared as written). Tests marked `alone` (kill -9
+# and restarts under a timed stream) run afterwards, one at a time, as they always did.
+TEST_PROCESSES ?= 2
+PARALLEL := -n $(TEST_PROCESSES) --dist loadfile
+
 .PHONY: install system-deps demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
@@ -34,10 +40,11 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra $(PARALLEL) -m "not alone"
+	$(BIN)/pytest -q -ra -m alone
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" $(PARALLEL)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -29,7 +29,7 @@ from streams.io.publisher import ImagePublisher
 from streams.settings import Settings
 from tests.integration.conftest import eventually, http_json
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]
 
 RUNS = int(os.environ.get("SV_CRASH_RUNS", "1"))
 EVENTS = 1500

@@ -21,7 +21,7 @@ from streams.io.publisher import ImagePublisher
 from tests.integration.conftest import eventually, http_json, read_topic, run_sync
 from tests.integration.test_drift import synthetic_event
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]
 
 CAMERAS = 30
 EVENTS = 150  # 5 per camera

@@ -15,7 +15,7 @@ import pytest
 
 from bench.soak import SoakPlan, plot, run
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.alone]
 
 PLAN = SoakPlan(
     duration_s=75.0,
