@@ -212,13 +212,16 @@ def seek_without_skipping() -> None:
         # The seek this batch is fetched after. With the flow stopped (a seek in progress), Faust's
         # getmany fetches only once the flow resumes, after that seek: its number is known then.
         started = getattr(self, "_sv_seeks", 0) if self.flow_active else None
+        in_hand = False
         try:
             async for tp, message in getmany(self, timeout):
-                if started is None:
-                    started = getattr(self, "_sv_seeks", 0)
+                if not in_hand:  # the batch's first record
+                    if started is None:
+                        started = getattr(self, "_sv_seeks", 0)
+                    self._sv_batch_from = started  # records in hand: perform_seek waits for the batch
+                    in_hand = True
                 if getattr(self, "_sv_seeks", 0) != started:
                     break  # fetched before a seek: read again from the sought offsets
-                self._sv_batch_from = started  # records in hand: perform_seek waits for the batch to end
                 yield tp, message
         finally:
             # Runs when the loop asks for the record after the last: after it set that one's read offset.
