@@ -6,6 +6,8 @@ where they offer no public way:
 - :func:`limit_fetch_wait`: ``AIOKafkaConsumerThread._create_worker_consumer`` (Faust) and the
   consumer's ``_fetch_max_wait_ms`` (aiokafka), so the fetch wait is a setting (Faust hard-codes 1.5 s);
 - :func:`committed_offsets`: the Faust consumer's ``_committed_offset`` (the consumer-lag gauge);
+- :func:`read_offsets` and :func:`fetch_state`: the Faust consumer's ``_read_offset``, its
+  active, paused and buffered partition sets and the conductor's topics (the stall watch);
 - :func:`exact_changelog_highwaters`: ``Recovery._build_highwaters`` (Faust), so that table recovery
   reads a changelog partition to its real last record;
 - :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``perform_seek``, ``_read_offset``,
@@ -89,6 +91,68 @@ def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     """The offsets the Faust ``consumer`` committed last, per topic-partition (Faust keeps no public
     view of them; empty before the first commit)."""
     return getattr(consumer, "_committed_offset", {})
+
+
+def read_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """The offset of the last record the Faust ``consumer`` handed over to the streams, per
+    topic-partition (what Faust drops records below after a seek; no public view either)."""
+    return dict(getattr(consumer, "_read_offset", {}))
+
+
+def fetch_state(app: Any) -> dict[str, Any]:
+    """What the Faust consumer's fetch loop is doing, for a warning about a stalled worker: the flow
+    flags, which partitions the loop asks for (``active``) or leaves out (``paused``; ``buffered``: their
+    stream buffer is full), each stream buffer's fill, the seek bookkeeping of
+    :func:`seek_without_skipping`, and where the fetch loop's task waits."""
+    consumer = app.consumer
+
+    def names(tps: Any) -> list[str]:
+        return sorted(f"{tp.topic}/{tp.partition}" for tp in tps or ())
+
+    buffers = {}
+    for topic in getattr(app.topics, "_topics", ()):  # app.topics: the conductor
+        queue = topic.queue
+        pending = len(getattr(queue, "_pending_pressure_drop_callbacks", ()))
+        buffers["+".join(topic.topics)] = {"size": queue.qsize(), "max": queue.maxsize, "pressure": pending}
+    fetch_loop = [chain for chain in task_waits() if any("_drain_messages" in step for step in chain)]
+    return {
+        "flow_active": consumer.flow_active,
+        "flow_control_active": app.flow_control.is_active(),
+        "rebalancing": app.rebalancing,
+        "in_recovery": app.in_recovery,
+        "active": names(consumer._active_partitions),
+        "paused": names(consumer._paused_partitions),
+        "buffered": names(consumer._buffered_partitions),
+        "seeks": getattr(consumer, "_sv_seeks", 0),
+        "batch_from_seek": getattr(consumer, "_sv_batch_from", None),
+        "stream_buffers": buffers,
+        "fetch_loop": fetch_loop[0] if fetch_loop else "no fetch loop task",
+    }
+
+
+def task_waits() -> list[list[str]]:
+    """For each task of the running loop, the chain of coroutines it waits in (outermost first), as
+    ``function (file:line)``: a task's own stack shows only its outermost coroutine."""
+    chains = []
+    for task in asyncio.all_tasks():
+        chain, awaited = [], task.get_coro()
+        while awaited is not None and len(chain) < 40:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            frame = frame or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                chain.append(type(awaited).__name__)
+                break
+            chain.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename}:{frame.f_lineno})")
+            awaited = next(
+                (
+                    getattr(awaited, a)
+                    for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                    if getattr(awaited, a, None)
+                ),
+                None,
+            )
+        chains.append(chain)
+    return chains
 
 
 def exact_changelog_highwaters() -> None:

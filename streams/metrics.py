@@ -58,6 +58,11 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+CONSUMER_STALLED = Gauge(
+    "streamvision_consumer_stalled_partitions",
+    "Assigned partitions with records waiting that the worker has handed none of over for stall_warn_s.",
+    registry=REGISTRY,
+)
 MODEL_INFO = Gauge(
     "streamvision_model_info",
     "1 for each model version loaded and serving, by variant.",

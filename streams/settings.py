@@ -274,6 +274,18 @@ class Settings(BaseSettings):
     broker_memory_check_s: float = Field(
         10.0, gt=0, description="How often the guard reads the broker's RSS."
     )
+    stall_warn_s: float = Field(
+        60.0,
+        gt=0,
+        description="A partition with records waiting that the worker has handed none of over for this "
+        "long is stalled: the worker logs its consumer's fetch state (see streams.runtime.stall).",
+    )
+    stall_restart_s: float = Field(
+        300.0,
+        ge=0,
+        description="After this long stalled, /health answers 503 so that an orchestrator restarts the "
+        "worker (0: never).",
+    )
     malloc_arenas: int = Field(
         2,
         ge=0,

@@ -31,6 +31,7 @@ from streams.runtime.live import LiveHub
 from streams.runtime.memory import BrokerMemoryGuard, freeze_heap, trim_heap
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
+from streams.runtime.stall import Progress, StallWatch
 from streams.security.guard import Guard
 from streams.settings import Settings
 from streams.topology import Topology
@@ -157,6 +158,8 @@ class WorkerRuntime(Service):
         self.fan_out: FanOut | None = None
         self.guard = Guard(settings)  # the web server's credentials and quotas (streams.web.security)
         self.broker_memory = BrokerMemoryGuard(settings.embedded_broker_pid, settings.broker_rss_limit_mb)
+        self.stall_watch = StallWatch(settings.stall_warn_s)
+        self._stall_warned_at = float("-inf")
 
     def _registry(self) -> Any:
         return self.models.registry if self.models is not None else None
@@ -276,11 +279,46 @@ class WorkerRuntime(Service):
 
     @Service.timer(5.0)
     async def _export_lag(self) -> None:
-        """Consumer lag per assigned input partition (partition end minus committed offset)."""
+        """Consumer lag per assigned input partition (partition end minus committed offset), and the
+        stall watch's look at every assigned stream partition (see :mod:`streams.runtime.stall`)."""
         consumer = self.app.consumer
         committed = compat.committed_offsets(consumer)
+        handed_over = compat.read_offsets(consumer)
+        changelogs = self.app.tables.changelog_topics
+        progress = {}
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if tp.topic == self.settings.topic_raw and highwater is not None:
                 lag = max(0, highwater - (committed.get(tp) or 0))
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+            if tp.topic not in changelogs:
+                progress[tp] = Progress(highwater, handed_over.get(tp), committed.get(tp))
+        if self.app.rebalancing:
+            progress = {}  # a rebalance stops the flow on purpose
+        stalled = self.stall_watch.observe(progress)
+        metrics.CONSUMER_STALLED.set(len(stalled))
+        now = time.monotonic()
+        if stalled and now - self._stall_warned_at >= self.settings.stall_warn_s:
+            self._stall_warned_at = now
+            self._warn_stalled(stalled)
+
+    def _warn_stalled(self, stalled: Sequence[Any]) -> None:
+        try:  # Faust's internals: a change there must not stop the worker over a warning
+            state = compat.fetch_state(self.app)
+            waits = [chain for chain in compat.task_waits() if any("/agents/" in step for step in chain)]
+        except Exception as error:
+            state, waits = {"unreadable": repr(error)}, []
+        log.warning(
+            "consumer stalled: %s hold records that none was handed over of for %.0f s; fetch state %s; "
+            "%s events in the pipeline; agents wait in %s",
+            ", ".join(f"{tp.topic}/{tp.partition}" for tp in stalled),
+            self.stall_watch.stalled_for_s,
+            state,
+            self.pipeline.in_flight if self.pipeline is not None else "no",
+            waits,
+        )
+
+    def stalled_too_long(self) -> bool:
+        """Stalled for ``stall_restart_s``: ``/health`` fails, so that an orchestrator restarts us."""
+        limit = self.settings.stall_restart_s
+        return limit > 0 and bool(self.stall_watch.stalled) and self.stall_watch.stalled_for_s >= limit

@@ -107,7 +107,17 @@ def _health_pages(app: Any, runtime: WorkerRuntime) -> None:
 
     @app.page("/health")
     async def health(self: web.View, request: web.Request) -> web.Response:
-        """Liveness: the worker's event loop answers."""
+        """Liveness: the worker's event loop answers, and its consumer is not stalled for longer than
+        ``stall_restart_s`` (see :mod:`streams.runtime.stall`)."""
+        if runtime.stalled_too_long():
+            stalled = [f"{tp.topic}/{tp.partition}" for tp in runtime.stall_watch.stalled]
+            body = {
+                "status": "stalled",
+                "worker": settings.worker_id,
+                "stalled": stalled,
+                "stalled_for_s": round(runtime.stall_watch.stalled_for_s, 1),
+            }
+            return self.json(body, status=503)
         return self.json({"status": "ok", "worker": settings.worker_id})
 
     @app.page("/ready")

@@ -179,32 +179,52 @@ class TcpProxy:
 def test_redis_unreachable_claim_checked_events_wait_instead_of_dead_letter(
     own_redis, settings_factory, worker_factory
 ):
+    """Also the stall watch: the waiting events hold the pipeline, records queue up unserved, and the
+    worker says so (a warning with its fetch state; /health 503 after stall_restart_s), until Redis is
+    back."""
     proxy = TcpProxy(("127.0.0.1", own_redis.port)).start()  # the worker reaches Redis through it
     try:
-        settings = settings_factory(models=(TINY_MODEL,), redis_url=f"redis://127.0.0.1:{proxy.port}/0")
+        settings = settings_factory(
+            models=(TINY_MODEL,),
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            max_in_flight=4,
+            stall_warn_s=2.0,
+            stall_restart_s=4.0,
+        )
         register_tiny_model(settings)
         worker = worker_factory(settings)
         image = random_jpeg(np.random.default_rng(11))
 
-        async def publish_claim_checked() -> str:
+        async def publish_claim_checked(count: int) -> list[str]:
             store = RedisStore(own_redis.url)
             ref = await store.put_payload(image, ttl_s=600)
             await store.close()
+            ids = []
             async with ImagePublisher(settings) as publisher:
-                event = image_event(source_id="fault-cam", content_type="image/jpeg", image_ref=ref)
-                await publisher.publish_event(event)
-            return event["event_id"]
+                for _ in range(count):  # more than max_in_flight and the stream buffer (64) hold
+                    event = image_event(source_id="fault-cam", content_type="image/jpeg", image_ref=ref)
+                    await publisher.publish_event(event)
+                    ids.append(event["event_id"])
+            return ids
 
         proxy.stop()  # a network outage: the payload is in Redis, the worker cannot reach it
-        event_id = run_sync(publish_claim_checked())
+        event_ids = run_sync(publish_claim_checked(100))
         eventually(worker.log, lambda log: "claim-check store unavailable" in log, timeout=60)
         dead = run_sync(read_topic(settings, settings.topic_dlq, count=1, timeout=3))
         assert not dead, f"dead-lettered while Redis was unreachable: {dead}"
 
+        _, health = eventually(lambda: _get(f"{worker.url}/health"), lambda r: r[0] == 503, timeout=60)
+        assert health["status"] == "stalled" and len(health["stalled"]) == 1, health
+        assert health["stalled"][0].startswith(f"{settings.topic_raw}/"), health
+        warning = eventually(worker.log, lambda log: "consumer stalled" in log, timeout=10)
+        assert "'flow_active': True" in warning and "'fetch_loop': [" in warning, warning[-3000:]
+        assert "streamvision_consumer_stalled_partitions 1.0" in _get(f"{worker.url}/metrics")[1]
+
         proxy = TcpProxy(("127.0.0.1", own_redis.port), port=proxy.port).start()
-        served = _served(settings, event_id, timeout=90)
+        served = _served(settings, event_ids[-1], timeout=90)
         assert served["image_stats"]["width"] == 48
         assert not run_sync(read_topic(settings, settings.topic_dlq, count=1, timeout=3))
+        assert eventually(lambda: _get(f"{worker.url}/health"), lambda r: r[0] == 200, timeout=30)[0] == 200
         assert worker.process.poll() is None
     finally:
         proxy.stop()
