@@ -115,6 +115,9 @@ def fetch_state(app: Any) -> dict[str, Any]:
         pending = len(getattr(queue, "_pending_pressure_drop_callbacks", ()))
         buffers["+".join(topic.topics)] = {"size": queue.qsize(), "max": queue.maxsize, "pressure": pending}
     fetch_loop = [chain for chain in task_waits() if any("_drain_messages" in step for step in chain)]
+    client = getattr(consumer._thread, "_consumer", None)  # aiokafka's consumer (in Faust's consumer thread)
+    fetcher = getattr(client, "_fetcher", None)
+    fetch_task = getattr(fetcher, "_fetch_task", None)
     return {
         "flow_active": consumer.flow_active,
         "flow_control_active": app.flow_control.is_active(),
@@ -127,7 +130,36 @@ def fetch_state(app: Any) -> dict[str, Any]:
         "batch_from_seek": getattr(consumer, "_sv_batch_from", None),
         "stream_buffers": buffers,
         "fetch_loop": fetch_loop[0] if fetch_loop else "no fetch loop task",
+        "client_fetch_task": "none" if fetch_task is None else ("done" if fetch_task.done() else "running"),
+        "client_fetched": names(getattr(fetcher, "_records", {}).keys()),
     }
+
+
+def partition_states(app: Any, tps: Any) -> dict[str, Any]:
+    """For each of ``tps``: Faust's read and committed offsets and the partition's end, and aiokafka's
+    state of it (position, awaiting an offset reset, paused), for a warning about a stalled worker."""
+    consumer = app.consumer
+    client = getattr(consumer._thread, "_consumer", None)
+    assignment = getattr(
+        getattr(getattr(client, "_subscription", None), "subscription", None), "assignment", None
+    )
+    states = {}
+    for tp in tps:
+        client_state: Any = "not assigned"
+        if assignment is not None and tp in assignment.tps:
+            tp_state = assignment.state_value(tp)
+            client_state = {
+                "position": tp_state._position,
+                "reset": tp_state._reset_strategy,
+                "paused": tp_state.paused,
+            }
+        states[f"{tp.topic}/{tp.partition}"] = {
+            "end": consumer.highwater(tp),
+            "read": consumer._read_offset.get(tp),
+            "committed": consumer._committed_offset.get(tp),
+            "client": client_state,
+        }
+    return states
 
 
 def task_waits() -> list[list[str]]:

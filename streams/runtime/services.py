@@ -305,6 +305,7 @@ class WorkerRuntime(Service):
     def _warn_stalled(self, stalled: Sequence[Any]) -> None:
         try:  # Faust's internals: a change there must not stop the worker over a warning
             state = compat.fetch_state(self.app)
+            state["stalled"] = compat.partition_states(self.app, stalled)
             waits = [chain for chain in compat.task_waits() if any("/agents/" in step for step in chain)]
         except Exception as error:
             state, waits = {"unreadable": repr(error)}, []
