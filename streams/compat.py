@@ -10,8 +10,9 @@ where they offer no public way:
   active, paused and buffered partition sets and the conductor's topics (the stall watch);
 - :func:`exact_changelog_highwaters`: ``Recovery._build_highwaters`` (Faust), so that table recovery
   reads a changelog partition to its real last record;
-- :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``perform_seek``, ``_read_offset``,
-  ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip records;
+- :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``_getmany``, ``perform_seek``,
+  ``_read_offset``, ``_committed_offset`` and ``_gap``, so that a seek cannot make the consumer skip
+  records;
 - :func:`hand_over_without_stalling`: the Faust consumer's ``_wait_next_records``, ``flow_active`` and
   ``_get_active_partitions``, so that records are handed over again soon after a full stream buffer
   drains, not up to a second later;
@@ -238,14 +239,28 @@ def seek_without_skipping() -> None:
     read offset is set and the batch the loop was in has ended (a record it handed over meanwhile is
     read again later: a duplicate, which the pipeline tolerates). Faust's gaps on the sought partitions
     are forgotten (those records will be read again), and a read offset a stale record moved is put
-    back when its batch ends. A fetch loop that asked for records while the flow was stopped holds no
-    batch: Faust's getmany waits for the flow to resume and then fetches after the seek, so the seek
-    does not wait for it (it used to, for its whole 5 s limit, and then dropped that first batch fetched
-    after the seek as if it were stale: seen in a soak's restart under load). Idempotent.
+    back when its batch ends.
+
+    Which batch is stale is decided by the seek count *when the batch was fetched*: a fetch from the
+    client and a seek never overlap (one lock), so a batch is wholly from before a seek or wholly from
+    after it. Dropping a batch is safe only in the first case, because the seek moved the client back
+    before those records; a batch fetched after the seek has moved the client's position past its
+    records, and nothing reads them again. (The count used to be taken when the fetch loop *asked* for
+    records: a fetch that waited out a rebalance in the consumer's thread then came back with records
+    from after the recovery's seek, labelled stale and dropped. The survivor of the crash test served
+    none of the partitions it took over, 2 runs of 3 in a full parallel test run; the stall watch showed
+    the client's position at the partitions' end and Faust's read offsets empty.) Idempotent.
     """
-    from faust.transport.consumer import Consumer, ensure_TP
+    from faust.transport.consumer import Consumer, ThreadDelegateConsumer, ensure_TP
 
     getmany = getattr(Consumer.getmany, "__wrapped__", None) or Consumer.getmany
+    fetch = getattr(ThreadDelegateConsumer._getmany, "__wrapped__", None) or ThreadDelegateConsumer._getmany
+
+    def fetch_lock(consumer: Any) -> asyncio.Lock:
+        lock = getattr(consumer, "_sv_fetch_lock", None)
+        if lock is None:
+            lock = consumer._sv_fetch_lock = asyncio.Lock()
+        return lock
 
     def _fetched_before(consumer: Any, seeks: int) -> bool:
         """Is the fetch loop handing over a batch fetched before seek number ``seeks``?"""
@@ -255,26 +270,34 @@ def seek_without_skipping() -> None:
     def put_back_read_offsets(consumer: Any) -> None:
         consumer._read_offset.update(consumer._sv_sought)
 
+    @functools.wraps(fetch)
+    async def fetch_between_seeks(self, active_partitions, timeout):  # type: ignore[no-untyped-def]
+        async with fetch_lock(self):
+            self._sv_fetched_after = getattr(self, "_sv_seeks", 0)
+            return await fetch(self, active_partitions, timeout)
+
     @functools.wraps(Consumer.perform_seek)
     async def perform_seek(self):  # type: ignore[no-untyped-def]
         hold = self.flow_active  # False when Faust's own fetch loop seeks (flow already stopped)
         if hold:
             self.stop_flow()
         try:
-            # Faust's own steps (faust/transport/consumer.py), then the gaps and the bookkeeping.
-            committed = await self.seek_to_committed()
-            await _rewind_uncommitted(self, committed)
-            read_offsets = {
-                tp: offset if offset is not None and offset >= 0 else None for tp, offset in committed.items()
-            }
-            self._read_offset.update(read_offsets)
-            self._committed_offset.update(
-                {ensure_TP(tp): offset or None for tp, offset in committed.items() if offset is not None}
-            )
-            for tp in read_offsets:
-                self._gap.pop(ensure_TP(tp), None)
-            self._sv_seeks = seeks = getattr(self, "_sv_seeks", 0) + 1
-            self._sv_sought = read_offsets
+            async with fetch_lock(self):  # no fetch from the client while the positions move
+                # Faust's own steps (faust/transport/consumer.py), then the gaps and the bookkeeping.
+                committed = await self.seek_to_committed()
+                await _rewind_uncommitted(self, committed)
+                read_offsets = {
+                    tp: offset if offset is not None and offset >= 0 else None
+                    for tp, offset in committed.items()
+                }
+                self._read_offset.update(read_offsets)
+                self._committed_offset.update(
+                    {ensure_TP(tp): offset or None for tp, offset in committed.items() if offset is not None}
+                )
+                for tp in read_offsets:
+                    self._gap.pop(ensure_TP(tp), None)
+                self._sv_seeks = seeks = getattr(self, "_sv_seeks", 0) + 1
+                self._sv_sought = read_offsets
             if hold:  # let a batch fetched before the seek end before records flow again
                 deadline = time.monotonic() + 5.0
                 while _fetched_before(self, seeks) and time.monotonic() < deadline:
@@ -305,17 +328,12 @@ def seek_without_skipping() -> None:
 
     @functools.wraps(getmany)
     async def getmany_until_seek(self, timeout):  # type: ignore[no-untyped-def]
-        # The seek this batch is fetched after. With the flow stopped (a seek in progress), Faust's
-        # getmany fetches only once the flow resumes, after that seek: its number is known then.
-        started = getattr(self, "_sv_seeks", 0) if self.flow_active else None
-        in_hand = False
+        started = None  # the number of seeks done when this batch was fetched
         try:
             async for tp, message in getmany(self, timeout):
-                if not in_hand:  # the batch's first record
-                    if started is None:
-                        started = getattr(self, "_sv_seeks", 0)
+                if started is None:  # the batch's first record: its fetch has returned
+                    started = getattr(self, "_sv_fetched_after", 0)
                     self._sv_batch_from = started  # records in hand: perform_seek waits for the batch
-                    in_hand = True
                 if getattr(self, "_sv_seeks", 0) != started:
                     break  # fetched before a seek: read again from the sought offsets
                 yield tp, message
@@ -325,6 +343,7 @@ def seek_without_skipping() -> None:
                 put_back_read_offsets(self)
             self._sv_batch_from = None
 
+    ThreadDelegateConsumer._getmany = fetch_between_seeks  # type: ignore[method-assign]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     Consumer.getmany = getmany_until_seek  # type: ignore[method-assign]
 

@@ -51,6 +51,24 @@ def test_faust_would_commit_past_an_unacked_record(committed):
     assert Consumer._new_offset(consumer, tp) == head + 3  # offset ``head`` would be skipped
 
 
+def _patch_seek(monkeypatch, faust_getmany) -> None:
+    """``faust_getmany`` as Faust's getmany, then :func:`compat.seek_without_skipping` over it (every
+    method it replaces is put back after the test)."""
+    from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+
+    monkeypatch.setattr(Consumer, "getmany", faust_getmany)
+    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)
+    monkeypatch.setattr(ThreadDelegateConsumer, "_getmany", ThreadDelegateConsumer._getmany)
+    compat.seek_without_skipping()
+
+
+async def _fetch(consumer: Any, timeout: float) -> dict[Any, list[Any]]:
+    """What Faust's getmany does to fetch: the consumer's ``_getmany`` (through the patch)."""
+    from faust.transport.consumer import ThreadDelegateConsumer
+
+    return await ThreadDelegateConsumer._getmany(consumer, None, timeout)
+
+
 @pytest.mark.parametrize("seek_done_first", [False, True])
 async def test_a_seek_ends_the_batch_in_hand_and_keeps_the_sought_read_offset(monkeypatch, seek_done_first):
     """The restart that skipped records (issue 15): a seek in the middle of a handed-over batch.
@@ -67,14 +85,15 @@ async def test_a_seek_ends_the_batch_in_hand_and_keeps_the_sought_read_offset(mo
     tp = TP("raw", 0)
 
     async def batch_fetched_before(self, timeout):  # what Faust's getmany hands over, flow-aware
-        for offset in range(10, 20):
+        for message in (await _fetch(self, timeout))[tp]:
             if not self.flow_active:
                 break
-            yield tp, SimpleNamespace(offset=offset)
+            yield tp, message
 
-    monkeypatch.setattr(Consumer, "getmany", batch_fetched_before)
-    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)  # undone after the test
-    compat.seek_without_skipping()
+    async def client_getmany(active_partitions, timeout):
+        return {tp: [SimpleNamespace(offset=offset) for offset in range(10, 20)]}
+
+    _patch_seek(monkeypatch, batch_fetched_before)
     flow = []
 
     async def seek_to_committed():
@@ -86,6 +105,7 @@ async def test_a_seek_ends_the_batch_in_hand_and_keeps_the_sought_read_offset(mo
         stop_flow=lambda: (flow.append("stop"), setattr(consumer, "flow_active", False)),
         resume_flow=lambda: (flow.append("resume"), setattr(consumer, "flow_active", True)),
         seek_to_committed=seek_to_committed,
+        _thread=SimpleNamespace(getmany=client_getmany),
         _read_offset=defaultdict(lambda: None),
         _committed_offset=defaultdict(lambda: None),
         _gap={tp: "a gap noted before the seek"},
@@ -214,12 +234,13 @@ async def test_a_fetch_loop_waiting_for_the_flow_does_not_hold_up_the_seek(monke
     async def flow_aware_getmany(self, timeout):  # Faust's getmany: no fetch while the flow is stopped
         if not self.flow_active:
             await self.can_resume_flow.wait()
-        for offset in range(5, 8):
-            yield tp, SimpleNamespace(offset=offset)
+        for message in (await _fetch(self, timeout))[tp]:
+            yield tp, message
 
-    monkeypatch.setattr(Consumer, "getmany", flow_aware_getmany)
-    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)  # undone after the test
-    compat.seek_without_skipping()
+    async def client_getmany(active_partitions, timeout):  # from the sought offset
+        return {tp: [SimpleNamespace(offset=offset) for offset in range(5, 8)]}
+
+    _patch_seek(monkeypatch, flow_aware_getmany)
 
     async def seek_to_committed():
         await asyncio.sleep(0.05)
@@ -239,6 +260,7 @@ async def test_a_fetch_loop_waiting_for_the_flow_does_not_hold_up_the_seek(monke
         stop_flow=stop_flow,
         resume_flow=resume_flow,
         seek_to_committed=seek_to_committed,
+        _thread=SimpleNamespace(getmany=client_getmany),
         _read_offset=defaultdict(lambda: None),
         _committed_offset=defaultdict(lambda: None),
         _gap={},
@@ -264,9 +286,7 @@ async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeyp
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    monkeypatch.setattr(Consumer, "perform_seek", Consumer.perform_seek)  # undone after the test
-    monkeypatch.setattr(Consumer, "getmany", Consumer.getmany)
-    compat.seek_without_skipping()
+    _patch_seek(monkeypatch, Consumer.getmany)
     fresh, zero, done = TP("enriched", 2), TP("enriched", 3), TP("enriched", 0)
     changelog = TP("t-changelog", 2)
     rewound: list[TP] = []
@@ -289,3 +309,72 @@ async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeyp
     await Consumer.perform_seek(consumer)
     assert rewound == [fresh, zero]
     assert consumer._read_offset[fresh] is None and consumer._read_offset[done] == 7
+
+
+async def test_a_fetch_that_outlasts_a_rebalance_hands_over_what_it_fetched_after_the_seek(monkeypatch):
+    """The survivor that served nothing of the partitions it took over (crash test, full parallel run).
+
+    The fetch loop asks the client for records with the flow running; the fetch waits (in Faust the
+    consumer's thread is busy with the rebalance). Meanwhile the rebalance stops the flow, the recovery
+    seeks the new partition to its beginning (nothing committed) and resumes the flow. Had the fetch
+    come back with records from after the seek, labelled as from before it, they would be dropped with
+    the client's position past them: lost. Now the seek waits for the fetch, so the fetch is wholly
+    before it (dropped, and read again from the sought offset) and every record is handed over.
+    """
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    tp, end = TP("raw", 3), 10
+    client = SimpleNamespace(position=end)  # the client's position: the previous owner's batch was read
+
+    async def faust_getmany(self, timeout):  # Faust's: fetch, then hand over while the flow runs
+        records = await _fetch(self, timeout)
+        if self.flow_active:
+            for message in records.get(tp, []):
+                if not self.flow_active:
+                    break
+                yield tp, message
+
+    async def client_getmany(active_partitions, timeout):  # aiokafka: returns what is there on return
+        await asyncio.sleep(0.05)
+        if not consumer.flow_active:
+            return {}
+        batch = [SimpleNamespace(offset=offset) for offset in range(client.position, end)]
+        client.position = end
+        return {tp: batch} if batch else {}
+
+    async def seek_to_committed():
+        return {tp: None}
+
+    async def seek_to_beginning(*tps):
+        client.position = 0
+
+    _patch_seek(monkeypatch, faust_getmany)
+    consumer = SimpleNamespace(
+        flow_active=True,
+        stop_flow=lambda: setattr(consumer, "flow_active", False),
+        resume_flow=lambda: setattr(consumer, "flow_active", True),
+        seek_to_committed=seek_to_committed,
+        _thread=SimpleNamespace(getmany=client_getmany, seek_to_beginning=seek_to_beginning),
+        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics=set())),
+        _read_offset=defaultdict(lambda: None),
+        _committed_offset=defaultdict(lambda: None),
+        _gap={},
+    )
+
+    async def rebalance() -> None:
+        await asyncio.sleep(0.01)  # the fetch is in flight
+        consumer.stop_flow()
+        await Consumer.perform_seek(consumer)  # the recovery's seek, flow stopped
+        consumer.resume_flow()
+
+    handed: list[int] = []
+    rebalancing = asyncio.ensure_future(rebalance())
+    async with asyncio.timeout(2):
+        while len(handed) < end:  # Faust's fetch loop
+            async for _, message in Consumer.getmany(consumer, 1.0):
+                handed.append(message.offset)
+                consumer._read_offset[tp] = message.offset
+            await asyncio.sleep(0)
+    await rebalancing
+    assert handed == list(range(end))
