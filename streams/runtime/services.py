@@ -293,8 +293,8 @@ class WorkerRuntime(Service):
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
             if tp.topic not in changelogs:
                 progress[tp] = Progress(highwater, handed_over.get(tp), committed.get(tp))
-        if self.app.rebalancing:
-            progress = {}  # a rebalance stops the flow on purpose
+        if self.app.rebalancing or self.models is None or not self.models.first_load.is_set():
+            progress = {}  # a rebalance stops the flow on purpose; agents wait for the first model load
         stalled = self.stall_watch.observe(progress)
         metrics.CONSUMER_STALLED.set(len(stalled))
         now = time.monotonic()
