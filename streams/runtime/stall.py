@@ -1,16 +1,16 @@
 """The stall watch: a worker that holds partitions with records waiting but hands none over says so.
 
 A worker can stop consuming without failing: its event loop answers, its partitions stay assigned, so
-neither the group nor a liveness probe notices while its partitions' records wait unserved (seen once
-after a takeover in the crash test, and found that way: see the README's Reliability section). The watch compares, every
-few seconds, each assigned stream partition's progress (the offset Faust handed over last and the
-committed offset) with the partition's end. A partition with records waiting whose progress has not
-moved for ``stall_warn_s`` is *stalled* (nothing counts while a rebalance runs or before the first
-model load, when consumption waits on purpose): the worker logs a warning with the consumer's fetch state
-(:func:`streams.compat.fetch_state`) and where its tasks wait, ``/metrics`` counts the partitions
-(``streamvision_consumer_stalled_partitions``), and after ``stall_restart_s`` ``/health`` answers 503 so
-that an orchestrator restarts the worker (its partitions go to the others and are read again from
-their committed offsets: nothing is lost).
+neither the group nor a liveness probe notices while its partitions' records wait unserved (seen after
+a takeover in the crash test, and diagnosed with this watch: see the README's Reliability section).
+The watch compares, every few seconds, each assigned stream partition's progress (the offset Faust
+handed over last and the committed offset) with the partition's end. A partition with records waiting
+whose progress has not moved for ``stall_warn_s`` is *stalled* (nothing counts while a rebalance runs
+or before the first model load, when consumption waits on purpose): the worker logs a warning with the
+consumer's fetch state (:func:`streams.compat.fetch_state`) and where its tasks wait, ``/metrics``
+counts the partitions (``streamvision_consumer_stalled_partitions``), and after ``stall_restart_s``
+``/health`` answers 503 so that an orchestrator restarts the worker (its partitions go to the others
+and are read again from their committed offsets: nothing is lost).
 """
 
 from __future__ import annotations
