@@ -320,9 +320,9 @@ def seek_without_skipping() -> None:
         Changelog partitions are left to Faust's recovery, which seeks them itself.
         """
         fresh = [tp for tp, offset in committed.items() if not offset]
-        if fresh:
-            changelogs = consumer.app.tables.changelog_topics
-            fresh = [tp for tp in fresh if tp.topic not in changelogs]
+        if fresh:  # a rebalance may have taken some away meanwhile: aiokafka refuses to seek those
+            changelogs, assigned = consumer.app.tables.changelog_topics, consumer.assignment()
+            fresh = [tp for tp in fresh if tp.topic not in changelogs and tp in assigned]
         if fresh:
             await consumer._thread.seek_to_beginning(*fresh)
 

@@ -282,7 +282,8 @@ async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeyp
     """aiokafka's ``seek_to_committed`` leaves a partition without a committed offset (None, or 0) where
     its fetches got to; records fetched before the seek and dropped (the rest of the batch in hand, the
     stream buffers Faust clears) would never be read again. The seek rewinds those partitions to their
-    beginning; partitions with progress and the tables' changelogs (Faust's recovery seeks those) stay."""
+    beginning; partitions with progress, the tables' changelogs (Faust's recovery seeks those) and partitions
+    revoked meanwhile (aiokafka would refuse the whole seek) stay."""
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
@@ -292,7 +293,7 @@ async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeyp
     rewound: list[TP] = []
 
     async def seek_to_committed():
-        return {fresh: None, zero: 0, done: 7, changelog: None}
+        return {fresh: None, zero: 0, done: 7, changelog: None, TP("enriched", 1): None}
 
     async def seek_to_beginning(*tps):
         rewound.extend(tps)
@@ -301,6 +302,7 @@ async def test_a_seek_rewinds_the_stream_partitions_that_never_committed(monkeyp
         flow_active=False,  # as when Faust's own fetch loop seeks
         seek_to_committed=seek_to_committed,
         _thread=SimpleNamespace(seek_to_beginning=seek_to_beginning),
+        assignment=lambda: {fresh, zero, done, changelog},  # TP("enriched", 1): revoked meanwhile
         app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={"t-changelog"})),
         _read_offset=defaultdict(lambda: None),
         _committed_offset=defaultdict(lambda: None),
@@ -356,6 +358,7 @@ async def test_a_fetch_that_outlasts_a_rebalance_hands_over_what_it_fetched_afte
         resume_flow=lambda: setattr(consumer, "flow_active", True),
         seek_to_committed=seek_to_committed,
         _thread=SimpleNamespace(getmany=client_getmany, seek_to_beginning=seek_to_beginning),
+        assignment=lambda: {tp},
         app=SimpleNamespace(tables=SimpleNamespace(changelog_topics=set())),
         _read_offset=defaultdict(lambda: None),
         _committed_offset=defaultdict(lambda: None),
