@@ -278,7 +278,7 @@ class WorkerRuntime(Service):
             await self.sleep(self.settings.broker_memory_check_s)
 
     @Service.timer(5.0)
-    async def _export_lag(self) -> None:
+    async def _watch_consumer(self) -> None:
         """Consumer lag per assigned input partition (partition end minus committed offset), and the
         stall watch's look at every assigned stream partition (see :mod:`streams.runtime.stall`)."""
         consumer = self.app.consumer
@@ -310,7 +310,7 @@ class WorkerRuntime(Service):
         except Exception as error:
             state, waits = {"unreadable": repr(error)}, []
         log.warning(
-            "consumer stalled: %s hold records that none was handed over of for %.0f s; fetch state %s; "
+            "consumer stalled: %s have had records waiting and none handed over for %.0f s; fetch state %s; "
             "%s events in the pipeline; agents wait in %s",
             ", ".join(f"{tp.topic}/{tp.partition}" for tp in stalled),
             self.stall_watch.stalled_for_s,
