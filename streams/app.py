@@ -19,6 +19,7 @@ from typing import Any
 import faust
 
 from streams import compat
+from streams.io.kafka import limit_repeated_client_errors
 from streams.runtime.services import WorkerRuntime
 from streams.settings import Settings
 from streams.topology import Topology, build_topology
@@ -103,6 +104,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     compat.seek_without_skipping()
     compat.flush_every_buffered_message()
     compat.hand_over_without_stalling()
+    limit_repeated_client_errors()
     return faust.App(
         group_id(settings),
         broker=settings.broker_url,

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from schemas.codec import SchemaError
@@ -14,6 +17,60 @@ from streams import metrics
 log = logging.getLogger(__name__)
 
 SEND_RETRY_MAX_S = 10.0
+
+
+#: The Kafka client's loggers that repeat one error many times a second while a broker is unreachable
+#: (aiokafka's client logs as "aiokafka").
+CLIENT_LOGGERS = ("aiokafka", "aiokafka.consumer.fetcher", "aiokafka.consumer.group_coordinator")
+
+
+class RepeatLimiter(logging.Filter):
+    """Lets one warning or error of a kind (logger and message template) through every ``every_s``
+    seconds; the next one says how many like it were left out. Records below WARNING pass.
+
+    While the broker is unreachable, aiokafka logs "Unable connect to node", "Unable to update
+    metadata" and "Failed fetch messages" several times a second from each client (~370 lines in the
+    first minute of an outage, seen here): an hour's outage would bury everything else in the log.
+
+    Example:
+        >>> now = [0.0]
+        >>> limiter = RepeatLimiter(every_s=30, clock=lambda: now[0])
+        >>> def error(msg): return logging.LogRecord("aiokafka", logging.ERROR, "", 0, msg, (), None)
+        >>> [limiter.filter(error("Unable connect to node")) for _ in range(3)]
+        [True, False, False]
+        >>> now[0] = 31.0
+        >>> record = error("Unable connect to node")
+        >>> limiter.filter(record), record.msg
+        (True, 'Unable connect to node (and 2 more like it in the last 31 s)')
+    """
+
+    def __init__(self, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s, self._clock = every_s, clock
+        self._kinds: dict[tuple[str, object], tuple[float, int]] = {}  # kind -> (last let through, left out)
+        self._lock = threading.Lock()  # Faust runs the consumer and the producer in threads of their own
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        kind, now = (record.name, record.msg), self._clock()
+        with self._lock:
+            shown_at, left_out = self._kinds.get(kind, (float("-inf"), 0))
+            if now - shown_at < self.every_s:
+                self._kinds[kind] = (shown_at, left_out + 1)
+                return False
+            self._kinds[kind] = (now, 0)
+        if left_out:
+            record.msg = f"{record.msg} (and {left_out} more like it in the last {now - shown_at:.0f} s)"
+        return True
+
+
+def limit_repeated_client_errors(every_s: float = 30.0) -> None:
+    """Install a :class:`RepeatLimiter` on the Kafka client's loggers (idempotent)."""
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatLimiter) for f in logger.filters):
+            logger.addFilter(RepeatLimiter(every_s))
 
 
 def bootstrap_servers(url: str) -> str:
