@@ -6,8 +6,10 @@ where they offer no public way:
 - :func:`limit_fetch_wait`: ``AIOKafkaConsumerThread._create_worker_consumer`` (Faust) and the
   consumer's ``_fetch_max_wait_ms`` (aiokafka), so the fetch wait is a setting (Faust hard-codes 1.5 s);
 - :func:`committed_offsets`: the Faust consumer's ``_committed_offset`` (the consumer-lag gauge);
-- :func:`read_offsets` and :func:`fetch_state`: the Faust consumer's ``_read_offset``, its
-  active, paused and buffered partition sets and the conductor's topics (the stall watch);
+- :func:`read_offsets`, :func:`fetch_state` and :func:`partition_states` (the stall watch's progress
+  and warning): the Faust consumer's ``_read_offset``, its active, paused and buffered partition sets,
+  its ``_thread._consumer`` and the conductor's ``_topics``; aiokafka's fetcher (``_records``,
+  ``_fetch_task``) and partition states (``_position``, ``_reset_strategy``);
 - :func:`exact_changelog_highwaters`: ``Recovery._build_highwaters`` (Faust), so that table recovery
   reads a changelog partition to its real last record;
 - :func:`seek_without_skipping`: the Faust consumer's ``getmany``, ``_getmany``, ``perform_seek``,
