@@ -31,7 +31,7 @@ from streams.runtime.live import LiveHub
 from streams.runtime.memory import BrokerMemoryGuard, freeze_heap, trim_heap
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
-from streams.runtime.stall import Progress, StallWatch
+from streams.runtime.stall import Progress, StallWatch, partition_name
 from streams.security.guard import Guard
 from streams.settings import Settings
 from streams.topology import Topology
@@ -312,7 +312,7 @@ class WorkerRuntime(Service):
         log.warning(
             "consumer stalled: %s have had records waiting and none handed over for %.0f s; fetch state %s; "
             "%s events in the pipeline; agents wait in %s",
-            ", ".join(f"{tp.topic}/{tp.partition}" for tp in stalled),
+            ", ".join(map(partition_name, stalled)),
             self.stall_watch.stalled_for_s,
             state,
             self.pipeline.in_flight if self.pipeline is not None else "no",

@@ -15,12 +15,15 @@ and are read again from their committed offsets: nothing is lost).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-log = logging.getLogger(__name__)
+
+def partition_name(tp: Any) -> str:
+    """``topic/partition``, as the stall warning and ``/health`` name a partition."""
+    return f"{tp.topic}/{tp.partition}"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from faust import web
 from streams import metrics
 from streams.runtime.peers import Gathered
 from streams.runtime.services import WorkerRuntime
+from streams.runtime.stall import partition_name
 from streams.tables import stats
 from streams.tables.variants import model_report, parse_key
 from streams.topology import Topology
@@ -110,7 +111,7 @@ def _health_pages(app: Any, runtime: WorkerRuntime) -> None:
         """Liveness: the worker's event loop answers, and its consumer is not stalled for longer than
         ``stall_restart_s`` (see :mod:`streams.runtime.stall`)."""
         if runtime.stalled_too_long():
-            stalled = [f"{tp.topic}/{tp.partition}" for tp in runtime.stall_watch.stalled]
+            stalled = [partition_name(tp) for tp in runtime.stall_watch.stalled]
             body = {
                 "status": "stalled",
                 "worker": settings.worker_id,
