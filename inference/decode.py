@@ -247,10 +247,7 @@ def _decode_jpeg_turbo(data: bytes, max_pixels: int, target_size: int | None) ->
         raise ImageRejected(
             ErrorType.OVERSIZE, f"image of {width}x{height} pixels exceeds {max_pixels} pixels"
         )
-    scale = 1
-    if target_size and min(width, height) >= 2 * target_size:
-        fits = min(width // target_size, height // target_size)
-        scale = next(s for s in (8, 4, 2, 1) if fits >= s)
+    scale = dct_scale(width, height, target_size)
     try:
         pixels = _simplejpeg.decode_jpeg(
             data,
@@ -271,6 +268,19 @@ def _decode_jpeg_turbo(data: bytes, max_pixels: int, target_size: int | None) ->
         content_hash=content_hash(data),
         source_size=(width, height),
     )
+
+
+def dct_scale(width: int, height: int, target_size: int | None) -> int:
+    """The JPEG DCT-domain reduction (1, 2, 4 or 8) for an input side of ``target_size``: the largest
+    that keeps both sides at least ``target_size``, the same rule as Pillow's ``draft``.
+
+    >>> dct_scale(640, 480, 224), dct_scale(640, 480, 32), dct_scale(64, 64, 224), dct_scale(640, 480, None)
+    (2, 8, 1, 1)
+    """
+    if not target_size or min(width, height) < 2 * target_size:
+        return 1
+    fits = min(width // target_size, height // target_size)
+    return next(s for s in (8, 4, 2, 1) if fits >= s)
 
 
 def _has_exif(data: bytes) -> bool:
