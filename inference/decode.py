@@ -386,32 +386,28 @@ def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
 
 
 _LEVELS = np.arange(256, dtype=np.float64)
-_NUMPY_LUMA_PIXELS = 128 * 128
 _LEVELS_SQUARED = _LEVELS**2
 
 
-def _stats_from_pil(rgb: Image.Image, full_size: tuple[int, int]) -> ImageStats:
-    return _stats_from_array(np.asarray(rgb), full_size)
-
-
 def _stats_from_array(pixels: np.ndarray, full_size: tuple[int, int]) -> ImageStats:
-    """Brightness, contrast and sharpness from H x W x 3 uint8 RGB (see :class:`ImageStats`).
+    return _stats_from_pil(Image.fromarray(np.ascontiguousarray(pixels), "RGB"), full_size)
 
-    The luma is Pillow's ``convert("L")`` (ITU-R 601 in 16-bit fixed point, rounded), computed here in
-    numpy with few calls: on small images their fixed cost, not the pixels, is what a call costs.
+
+def _stats_from_pil(rgb: Image.Image, full_size: tuple[int, int]) -> ImageStats:
+    """Brightness, contrast and sharpness of an RGB image (see :class:`ImageStats`).
+
+    The luma is Pillow's ``convert("L")`` (ITU-R 601 in 16-bit fixed point, rounded); its histogram and
+    reduction come from the same Pillow image, in C loops: at 320x240 0.24 ms against 0.32 ms with
+    numpy's ``bincount`` on the luma array, and as fast at 64x64, where the calls' fixed cost is what
+    counts.
     """
-    if pixels.shape[0] * pixels.shape[1] > _NUMPY_LUMA_PIXELS:  # Pillow's C loop wins on large images
-        luma = np.asarray(Image.fromarray(np.ascontiguousarray(pixels), "RGB").convert("L"))
-    else:
-        wide = pixels.astype(np.uint32)
-        luma = (wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16
-        luma = luma.astype(np.uint8)
-    histogram = np.bincount(luma.ravel(), minlength=256).astype(np.float64)
-    count = float(luma.size)
+    luma_image = rgb.convert("L")
+    histogram = np.asarray(luma_image.histogram(), dtype=np.float64)
+    count = float(rgb.width * rgb.height)
     mean = float(histogram @ _LEVELS) / count
     variance = float(histogram @ _LEVELS_SQUARED) / count - mean * mean
-    factor = math.ceil(max(luma.shape) / _STATS_LONG_SIDE)
-    small = np.asarray(Image.fromarray(luma, "L").reduce(factor)) if factor > 1 else luma
+    factor = math.ceil(max(rgb.size) / _STATS_LONG_SIDE)
+    small = np.asarray(luma_image.reduce(factor) if factor > 1 else luma_image)
     sharpness = 0.0
     if small.shape[0] >= 3 and small.shape[1] >= 3:
         lum = small.astype(np.float32)
