@@ -272,6 +272,26 @@ def test_sharpness_drops_with_blur_and_is_comparable_across_resolutions() -> Non
     assert s_big == pytest.approx(s_sharp, rel=0.05)
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (48, 64), (240, 320), (600, 257)])
+def test_stats_match_their_definition_on_the_601_luma(shape: tuple[int, int]) -> None:
+    """Brightness and contrast over every pixel of the rounded 16-bit fixed-point luma, sharpness on it
+    box-reduced to at most 256 px: computed here in plain numpy, the definition the drift baselines use."""
+    rng = np.random.default_rng(sum(shape))
+    pixels = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    wide = pixels.astype(np.int64)
+    luma = ((wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) >> 16).astype(
+        np.uint8
+    )
+    factor = -(-max(shape) // 256)
+    small = np.asarray(Image.fromarray(luma, "L").reduce(factor)) if factor > 1 else luma
+    small = small.astype(np.float64)
+    lap = 4 * small[1:-1, 1:-1] - small[:-2, 1:-1] - small[2:, 1:-1] - small[1:-1, :-2] - small[1:-1, 2:]
+    stats = image_stats(pixels)
+    assert stats.brightness == pytest.approx(luma.mean() / 255, abs=1e-12)
+    assert stats.contrast == pytest.approx(luma.std() / 255, abs=1e-9)
+    assert stats.sharpness == pytest.approx(lap.var() / 255**2 if lap.size else 0.0, rel=1e-5)
+
+
 def test_stats_reject_non_rgb_arrays() -> None:
     with pytest.raises(ValueError):
         image_stats(np.zeros((4, 4), np.uint8))
