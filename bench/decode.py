@@ -170,8 +170,8 @@ class Candidate:
         return pixels, cpu
 
 
-def candidates(threads: int, processes: int, cuda: bool) -> list[Candidate]:
-    """The candidates of the module docstring, in report order."""
+def candidates(threads: int, processes: int, cuda: bool, only: Sequence[str] = ()) -> list[Candidate]:
+    """The candidates of the module docstring, in report order (those of the decoders ``only`` names)."""
     found = [
         Candidate("worker", "threads", threads),
         Candidate("worker", "threads", 1),
@@ -183,7 +183,7 @@ def candidates(threads: int, processes: int, cuda: bool) -> list[Candidate]:
     ]
     if cuda:
         found.append(Candidate("nvjpeg-cuda", "batch", 1))
-    return found
+    return [candidate for candidate in found if not only or candidate.decoder in only]
 
 
 def measure(
@@ -239,7 +239,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     for width, height in options.image_sizes:
         frames = camera_frames(options.frames, (width, height))
         size_rows = []
-        for candidate in candidates(options.threads, options.processes, cuda):
+        for candidate in candidates(options.threads, options.processes, cuda, options.candidates):
             row = measure(candidate, frames, options.input_size, options.batch, options.seconds)
             row.update(frame_size=f"{width}x{height}", input_size=options.input_size)
             row["correct"] = row["mean_abs_diff_levels"] <= TOLERANCE_LEVELS
@@ -260,6 +260,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             "seconds": options.seconds,
             "threads": options.threads,
             "processes": options.processes,
+            "candidates": list(options.candidates),
             "tolerance_levels": TOLERANCE_LEVELS,
         },
         "fastest_correct": fastest,
@@ -289,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per candidate and size")
     parser.add_argument("--threads", type=int, default=cores, help="decode threads (default: the cores)")
     parser.add_argument("--processes", type=int, default=cores, help="pool processes (default: the cores)")
+    parser.add_argument(
+        "--candidates",
+        type=lambda text: tuple(name.strip() for name in text.split(",") if name.strip()),
+        default=(),
+        help="only these decoders (worker,pillow,pillow-draft,simplejpeg,torchvision-cpu,nvjpeg-cuda)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: stdout)")
     return parser
 

@@ -54,3 +54,8 @@ def test_the_worker_candidate_decodes_with_the_workers_rule() -> None:
     frame = decode.camera_frames(1, (640, 480))[0]
     assert decode.decode_worker(frame, 224).shape == (3, 224, 224)
     assert (decode.decode_worker(frame, 224) == decode.decode_simplejpeg(frame, 224)).all()
+
+
+def test_candidates_can_be_narrowed_to_some_decoders() -> None:
+    names = [c.name for c in decode.candidates(2, 3, cuda=True, only=("worker", "nvjpeg-cuda"))]
+    assert names == ["worker/threads:2", "worker/threads:1", "worker/processes:3", "nvjpeg-cuda/batch"]

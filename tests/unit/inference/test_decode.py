@@ -272,7 +272,7 @@ def test_sharpness_drops_with_blur_and_is_comparable_across_resolutions() -> Non
     assert s_big == pytest.approx(s_sharp, rel=0.05)
 
 
-@pytest.mark.parametrize("shape", [(3, 5), (48, 64), (240, 320), (600, 257)])
+@pytest.mark.parametrize("shape", [(3, 5), (48, 64), (20, 700), (240, 320), (600, 257)])
 def test_stats_match_their_definition_on_the_601_luma(shape: tuple[int, int]) -> None:
     """Brightness and contrast over every pixel of the rounded 16-bit fixed-point luma, sharpness on it
     box-reduced to at most 256 px: computed here in plain numpy, the definition the drift baselines use."""
