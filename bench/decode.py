@@ -23,7 +23,8 @@ Candidates (``--threads``/``--processes`` set N, default the machine's cores):
 * ``simplejpeg/threads:N`` - the worker's decoder alone (no validation, no statistics);
 * ``torchvision-cpu/threads:N`` - :func:`inference.batch_decode.decode_jpeg_batch` on the CPU;
 * ``nvjpeg-cuda/batch`` - the same on CUDA (nvJPEG, one call per batch, resize on the device), only
-  where CUDA is available; its time includes the copy of the bytes to the device and a synchronise.
+  where CUDA is available; its time includes the copy of the bytes to the device and a synchronise,
+  not a copy of the pixels back (they stay on the device, for the model).
 
 Usage: ``python -m bench.decode --out docs/bench/decode-DATE.json`` (about 1 minute on 2 cores).
 """
@@ -130,8 +131,9 @@ def decode_chunk(name: str, payloads: Sequence[bytes], size: int) -> tuple[list[
 class Candidate:
     """One decoder in one pool: decodes a batch the way a worker's decode pool would."""
 
-    def __init__(self, decoder: str, pool: str, workers: int) -> None:
+    def __init__(self, decoder: str, pool: str, workers: int, device: str = "cuda") -> None:
         self.decoder, self.pool, self.workers = decoder, pool, workers
+        self.device = device  # where a "batch" candidate decodes
         self.name = f"{decoder}/{pool}:{workers}" if pool != "batch" else f"{decoder}/batch"
         self._executor: Executor | None = None
 
@@ -148,13 +150,19 @@ class Candidate:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def decode(self, batch: Sequence[bytes], size: int) -> tuple[list[np.ndarray], float]:
-        """The batch's pixels, in order, and the decode CPU seconds spent in the chunks."""
+    def decode(
+        self, batch: Sequence[bytes], size: int, to_host: bool = False
+    ) -> tuple[list[np.ndarray], float]:
+        """The batch's pixels, in order, and the decode CPU seconds spent in the chunks.
+
+        A device candidate leaves its pixels on the device, as a worker would, and returns none unless
+        ``to_host`` (the copy is not part of the decode)."""
         if self.pool == "batch":  # one device call for the whole batch
             started = time.thread_time()
-            pixels = decode_jpeg_batch(batch, size, "cuda").pixels
-            synchronize("cuda")
-            return list(pixels.cpu().numpy()), time.thread_time() - started
+            pixels = decode_jpeg_batch(batch, size, self.device).pixels
+            synchronize(self.device)
+            seconds = time.thread_time() - started
+            return (list(pixels.cpu().numpy()) if to_host else []), seconds
         assert self._executor is not None
         chunk = math.ceil(len(batch) / self.workers)
         futures = [
@@ -193,7 +201,7 @@ def measure(
     batches = [frames[start : start + batch] for start in range(0, len(frames), batch)]
     reference = decode_pillow_draft if candidate.decoder in DCT_SCALING else decode_pillow
     with candidate:
-        first, _ = candidate.decode(batches[0], size)  # warm-up: pools started, kernels loaded
+        first, _ = candidate.decode(batches[0], size, to_host=True)  # warm-up: pools started, kernels loaded
         diffs = _differences(first, [reference(data, size) for data in batches[0]])
         from_full = _differences(first, [decode_pillow(data, size) for data in batches[0]])
         images = 0

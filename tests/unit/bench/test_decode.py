@@ -59,3 +59,14 @@ def test_the_worker_candidate_decodes_with_the_workers_rule() -> None:
 def test_candidates_can_be_narrowed_to_some_decoders() -> None:
     names = [c.name for c in decode.candidates(2, 3, cuda=True, only=("worker", "nvjpeg-cuda"))]
     assert names == ["worker/threads:2", "worker/threads:1", "worker/processes:3", "nvjpeg-cuda/batch"]
+
+
+def test_the_device_candidate_decodes_a_batch_in_one_call() -> None:
+    """The nvJPEG candidate's code, on the CPU (torchvision's libjpeg-turbo in place of nvJPEG)."""
+    frames = decode.camera_frames(5, (128, 96))
+    with decode.Candidate("nvjpeg-cuda", "batch", 1, device="cpu") as candidate:
+        on_host, seconds = candidate.decode(frames, 32, to_host=True)
+        kept, _ = candidate.decode(frames, 32)
+    assert candidate.name == "nvjpeg-cuda/batch" and seconds > 0 and kept == []
+    chunk, _ = decode.decode_chunk("torchvision-cpu", frames, 32)
+    assert len(on_host) == 5 and all((a == b).all() for a, b in zip(on_host, chunk, strict=True))
