@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := prometheus chromium shellcheck
 TEST_PROCESSES ?= 2
 PARALLEL := -n $(TEST_PROCESSES) --dist loadfile
 
-.PHONY: install system-deps demo test test-fast lint bench clean
+.PHONY: install system-deps demo test test-fast lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/streamvision bench -- --out bench-results/cpu.json
+
+# On a machine with an NVIDIA GPU: the CUDA tests, the decode candidates (nvJPEG among them) and CLIP
+# ViT-B/32 in fp16 with one and with four worker processes; JSON in bench-results/ (~10 min on an H100).
+GPU_BENCH := --family clip --batch-sizes 64 --device cuda --precision fp16 --no-naive
+bench-gpu: $(STAMP)
+	$(BIN)/pytest -q -m gpu tests/unit/inference
+	$(BIN)/python -m bench.decode --out bench-results/decode-gpu.json
+	$(BIN)/streamvision bench --decode-threads 6 -- $(GPU_BENCH) --out bench-results/gpu-clip.json
+	$(BIN)/streamvision bench --decode-threads 3 -- $(GPU_BENCH) --workers 4 --out bench-results/gpu-clip-4-workers.json
 
 clean:
 	rm -rf .streamvision bench-results test-artifacts
