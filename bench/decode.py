@@ -49,7 +49,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-from bench.machine import machine_info
+from bench.machine import machine_info, usable_cores
+from bench.options import parse_size
 from bench.scenarios import camera_frames
 from inference.batch_decode import decode_jpeg_batch
 from inference.decode import dct_scale, decode_image
@@ -281,15 +282,12 @@ def _cuda_available() -> bool:
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
-    try:
-        return [(int(w), int(h)) for w, h in (part.lower().split("x") for part in text.split(","))]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH[,WxH...], got {text!r}") from None
+    return [parse_size(part) for part in text.split(",")]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m bench.decode``."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores() or os.cpu_count() or 1
     parser = argparse.ArgumentParser(prog="python -m bench.decode", description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-sizes", type=_sizes, default=[(64, 64), (640, 480)], help="WxH,...")
     parser.add_argument("--input-size", type=int, default=224, help="the model's input side (224: CLIP)")

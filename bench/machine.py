@@ -38,6 +38,11 @@ def load_average() -> list[float] | None:
         return None
 
 
+def usable_cores() -> int | None:
+    """The cores this process may run on (its CPU affinity), where the OS says."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def machine_info(device: str) -> dict[str, Any]:
     """CPU model, cores, memory, Python/torch versions and the GPU (when ``device`` is CUDA)."""
     from inference.device import torch_info
@@ -46,7 +51,7 @@ def machine_info(device: str) -> dict[str, Any]:
     return {
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_cores_usable": usable_cores(),
         "memory_gb": _memory_gb(),
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -54,7 +54,8 @@ def _families(text: str) -> tuple[str, ...]:
     return names
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as ``(width, height)`` (an argparse type)."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -108,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="split (default, as production runs): inference workers plus one stats worker; "
         "all: every agent in each worker",
     )
-    parser.add_argument("--image-size", type=_size, default=(640, 480), help="camera frames, WxH (640x480)")
+    parser.add_argument(
+        "--image-size", type=parse_size, default=(640, 480), help="camera frames, WxH (640x480)"
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dir (logs, MLflow)")
     parser.add_argument(
         "--redact",

@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
+from streams.io.kafka import partition_name
+
 log = logging.getLogger(__name__)
 
 #: Distribution → the versions the private uses below were checked against.
@@ -110,7 +112,7 @@ def fetch_state(app: Any) -> dict[str, Any]:
     consumer = app.consumer
 
     def names(tps: Any) -> list[str]:
-        return sorted(f"{tp.topic}/{tp.partition}" for tp in tps or ())
+        return sorted(partition_name(tp) for tp in tps or ())
 
     buffers = {}
     for topic in getattr(app.topics, "_topics", ()):  # app.topics: the conductor
@@ -156,7 +158,7 @@ def partition_states(app: Any, tps: Any) -> dict[str, Any]:
                 "reset": tp_state._reset_strategy,
                 "paused": tp_state.paused,
             }
-        states[f"{tp.topic}/{tp.partition}"] = {
+        states[partition_name(tp)] = {
             "end": consumer.highwater(tp),
             "read": consumer._read_offset.get(tp),
             "committed": consumer._committed_offset.get(tp),

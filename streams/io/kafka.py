@@ -73,6 +73,11 @@ def limit_repeated_client_errors(every_s: float = 30.0) -> None:
             logger.addFilter(RepeatLimiter(every_s))
 
 
+def partition_name(tp: Any) -> str:
+    """A topic-partition as ``topic/partition`` (how logs, ``/health`` and the stall warning name it)."""
+    return f"{tp.topic}/{tp.partition}"
+
+
 def bootstrap_servers(url: str) -> str:
     """Turn a Faust broker URL (``kafka://a:9092;b:9092``) into aiokafka's ``a:9092,b:9092``."""
     hosts = []

@@ -20,7 +20,7 @@ from mode import Service
 
 from schemas.codec import SchemaError, serializer_for
 from streams import compat, metrics
-from streams.io.kafka import SEND_RETRY_MAX_S
+from streams.io.kafka import SEND_RETRY_MAX_S, partition_name
 from streams.io.objects import LocalImageStore, S3ImageStore, open_image_store
 from streams.io.store import RedisStore
 from streams.pipeline import stages
@@ -31,7 +31,7 @@ from streams.runtime.live import LiveHub
 from streams.runtime.memory import BrokerMemoryGuard, freeze_heap, trim_heap
 from streams.runtime.models import ModelRegistryService
 from streams.runtime.peers import FanOut, PeerDirectory
-from streams.runtime.stall import Progress, StallWatch, partition_name
+from streams.runtime.stall import Progress, StallWatch
 from streams.security.guard import Guard
 from streams.settings import Settings
 from streams.topology import Topology

@@ -18,12 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-
-def partition_name(tp: Any) -> str:
-    """``topic/partition``, as the stall warning and ``/health`` name a partition."""
-    return f"{tp.topic}/{tp.partition}"
 
 
 @dataclass(frozen=True)

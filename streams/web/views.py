@@ -18,9 +18,9 @@ from typing import Any
 from faust import web
 
 from streams import metrics
+from streams.io.kafka import partition_name
 from streams.runtime.peers import Gathered
 from streams.runtime.services import WorkerRuntime
-from streams.runtime.stall import partition_name
 from streams.tables import stats
 from streams.tables.variants import model_report, parse_key
 from streams.topology import Topology
